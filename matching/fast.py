@@ -1,0 +1,124 @@
+"""The fast order book: the numba kernels of ``matching.kernel`` behind the book interface.
+
+Python here only owns the arrays: it grows a pool when the kernel stops before a command
+that needs more room (the command is then re-run, nothing half-applied), and it turns
+queries into kernel calls. All matching happens in compiled code.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from matching import codes as c
+from matching import kernel as k
+from matching.api import OrderBook
+from matching.codes import Side
+from matching.snapshot import BookSnapshot, spec_row
+from matching.spec import BookConfig, InstrumentSpec
+
+MAX_INSTRUMENT_ID = 1 << 20
+INITIAL_EVENT_ROWS = 4096
+
+
+class FastBook(OrderBook):
+    def __init__(self, config: BookConfig | None = None) -> None:
+        super().__init__(config)
+        cfg = self.config
+        self.state: tuple = k.new_state(
+            cfg.initial_orders, cfg.initial_accounts, 16, cfg.max_orders, cfg.max_accounts
+        )
+        self.events_buffer = np.zeros((INITIAL_EVENT_ROWS, c.N_EVENT_FIELDS), dtype=np.int64)
+        self._specs: dict[int, InstrumentSpec] = {}
+
+    # --- interface ---------------------------------------------------------------------
+    def add_instrument(self, spec: InstrumentSpec) -> None:
+        iid = spec.instrument_id
+        if iid in self._specs:
+            raise ValueError(f"instrument {iid} is already listed")
+        if iid >= MAX_INSTRUMENT_ID:
+            raise ValueError(f"instrument id {iid} is above the limit {MAX_INSTRUMENT_ID - 1}")
+        if iid >= self.state[2].shape[0]:
+            self.state = k.grow_books(self.state, iid + 1)
+        row = self.state[2][iid]
+        row[:] = 0
+        row[k.B_ACTIVE] = 1
+        row[k.B_TICK] = spec.tick_size
+        row[k.B_LOT] = spec.lot_size
+        row[k.B_MIN_PRICE] = spec.min_price
+        row[k.B_MAX_PRICE] = spec.max_price
+        row[k.B_MIN_QTY] = spec.min_qty
+        row[k.B_MAX_QTY] = spec.max_qty
+        self._specs[iid] = spec
+
+    def process(self, commands: np.ndarray) -> np.ndarray:
+        cmds = np.ascontiguousarray(commands, dtype=np.int64)
+        if cmds.ndim != 2 or cmds.shape[1] != c.N_COMMAND_FIELDS:
+            raise ValueError(f"commands must have shape (n, {c.N_COMMAND_FIELDS})")
+        ev, n = self.events_buffer, 0
+        start, end = 0, cmds.shape[0]
+        while True:
+            status, start, ev, n = k.run_batch(self.state, cmds, start, end, ev, n)
+            if status == k.DONE:
+                break
+            self._grow(status, cmds[start])
+        self.events_buffer = ev
+        return ev[:n].copy()
+
+    def snapshot(self) -> BookSnapshot:
+        g = self.state[7]
+        specs = [spec_row(self._specs[i]) for i in sorted(self._specs)]
+        return BookSnapshot(
+            np.array(specs, dtype=np.int64).reshape(-1, 7),
+            k.snapshot_orders(self.state),
+            int(g[k.G_TRADE_ID]),
+            int(g[k.G_NOW]),
+        )
+
+    def _load_orders(self, snapshot: BookSnapshot) -> None:
+        g = self.state[7]
+        g[k.G_TRADE_ID], g[k.G_NOW] = snapshot.trade_id, snapshot.now
+        rows = np.ascontiguousarray(snapshot.orders, dtype=np.int64)
+        start = 0
+        while True:
+            status, start = k.load_orders(self.state, rows, start)
+            if status == k.DONE:
+                return
+            self._grow(status, None if status != k.GROW_ACCOUNTS else rows[start])
+
+    def depth(self, instrument: int, levels: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        self._require(instrument)
+        return (
+            k.depth(self.state, instrument, int(Side.BUY), levels),
+            k.depth(self.state, instrument, int(Side.SELL), levels),
+        )
+
+    def level_orders(self, instrument: int, side: Side, price: int) -> list[int]:
+        self._require(instrument)
+        return k.level_order_ids(self.state, instrument, int(side), price).tolist()
+
+    def open_order_count(self) -> int:
+        return int(self.state[7][k.G_LIVE])
+
+    def reserve(self, orders: int, accounts: int) -> None:
+        """Grow the pools up front so that timed runs never stop to grow."""
+        while self.state[0].shape[0] < min(orders, self.config.max_orders):
+            self._grow(k.GROW_ORDERS, None)
+        if accounts > self.state[6].shape[0]:
+            self.state = k.grow_accounts(self.state, min(accounts, self.config.max_accounts))
+
+    # --- growth ------------------------------------------------------------------------
+    def _require(self, instrument: int) -> None:
+        if instrument not in self._specs:
+            raise KeyError(f"unknown instrument {instrument}")
+
+    def _grow(self, status: int, row: np.ndarray | None) -> None:
+        if status == k.GROW_ORDERS:
+            cap = self.state[0].shape[0]
+            self.state = k.grow_orders(self.state, min(2 * cap, self.config.max_orders))
+        elif status == k.GROW_SEGMENTS:
+            self.state = k.grow_segments(self.state, 2 * self.state[3].shape[0])
+        elif status == k.GROW_ACCOUNTS:
+            account = int(row[c.C_ACCOUNT if row.shape[0] == c.N_COMMAND_FIELDS else c.S_ACCOUNT])
+            self.state = k.grow_accounts(self.state, account + 1)
+        else:
+            raise RuntimeError(f"kernel returned unknown status {status}")
