@@ -1,0 +1,1 @@
+"""The CX service: domain types, sequencer, journal, engine loop, config and the ``cx`` CLI."""
