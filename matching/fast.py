@@ -37,9 +37,9 @@ class FastBook(OrderBook):
             raise ValueError(f"instrument {iid} is already listed")
         if iid >= MAX_INSTRUMENT_ID:
             raise ValueError(f"instrument id {iid} is above the limit {MAX_INSTRUMENT_ID - 1}")
-        if iid >= self.state[2].shape[0]:
+        if iid >= self._mem[k.H_BOOK_CAP]:
             self.state = k.grow_books(self.state, iid + 1)
-        row = self.state[2][iid]
+        row = k.arena_views(self.state)["books"][iid]
         row[:] = 0
         row[k.B_ACTIVE] = 1
         row[k.B_TICK] = spec.tick_size
@@ -65,7 +65,7 @@ class FastBook(OrderBook):
         return ev[:n].copy()
 
     def snapshot(self) -> BookSnapshot:
-        g = self.state[7]
+        g = self._mem
         specs = [spec_row(self._specs[i]) for i in sorted(self._specs)]
         return BookSnapshot(
             np.array(specs, dtype=np.int64).reshape(-1, 7),
@@ -75,7 +75,7 @@ class FastBook(OrderBook):
         )
 
     def _load_orders(self, snapshot: BookSnapshot) -> None:
-        g = self.state[7]
+        g = self._mem
         g[k.G_TRADE_ID], g[k.G_NOW] = snapshot.trade_id, snapshot.now
         rows = np.ascontiguousarray(snapshot.orders, dtype=np.int64)
         start = 0
@@ -97,26 +97,30 @@ class FastBook(OrderBook):
         return k.level_order_ids(self.state, instrument, int(side), price).tolist()
 
     def open_order_count(self) -> int:
-        return int(self.state[7][k.G_LIVE])
+        return int(self._mem[k.G_LIVE])
 
     def reserve(self, orders: int, accounts: int) -> None:
         """Grow the pools up front so that timed runs never stop to grow."""
-        while self.state[0].shape[0] < min(orders, self.config.max_orders):
+        while self._mem[k.H_ORDER_CAP] < min(orders, self.config.max_orders):
             self._grow(k.GROW_ORDERS, None)
-        if accounts > self.state[6].shape[0]:
+        if accounts > self._mem[k.H_ACCOUNT_CAP]:
             self.state = k.grow_accounts(self.state, min(accounts, self.config.max_accounts))
 
     # --- growth ------------------------------------------------------------------------
+    @property
+    def _mem(self) -> np.ndarray:
+        return self.state[0]
+
     def _require(self, instrument: int) -> None:
         if instrument not in self._specs:
             raise KeyError(f"unknown instrument {instrument}")
 
     def _grow(self, status: int, row: np.ndarray | None) -> None:
         if status == k.GROW_ORDERS:
-            cap = self.state[0].shape[0]
+            cap = int(self._mem[k.H_ORDER_CAP])
             self.state = k.grow_orders(self.state, min(2 * cap, self.config.max_orders))
         elif status == k.GROW_SEGMENTS:
-            self.state = k.grow_segments(self.state, 2 * self.state[3].shape[0])
+            self.state = k.grow_segments(self.state, 2 * int(self._mem[k.H_SEG_CAP]))
         elif status == k.GROW_ACCOUNTS:
             account = int(row[c.C_ACCOUNT if row.shape[0] == c.N_COMMAND_FIELDS else c.S_ACCOUNT])
             self.state = k.grow_accounts(self.state, account + 1)

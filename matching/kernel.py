@@ -1,14 +1,20 @@
-"""numba kernels of the fast order book: every book, order and level lives in int64 arrays.
+"""numba kernels of the fast order book: every book, order and level lives in one int64 array.
 
 All compiled code sits in this one module on purpose: numba's on-disk cache only
 notices edits to the file a function is defined in, so splitting the kernels would let
 a stale cache survive a change to a helper.
 
-Layout (see ``new_state``): ``orders`` is a pool of order rows linked FIFO per level and
-per account; ``levels`` a pool of price levels; each (instrument, side) keeps its levels
-in a sorted segment of ``seg`` with the best price at the end, so the best level is O(1)
-and a new level is found by binary search, never by walking empty ticks; ``idmap`` is an
-open-addressing table order id -> slot; ``heap`` orders GTD slots by (expiry, id).
+Why one array: numba passes each array argument as a wide descriptor and reference-counts
+it at call boundaries; with a dozen pools that cost more than the matching itself. So all
+state is a single arena ``mem`` (regions located by a header), borrowed once per batch as
+a view the runtime does not count, and every helper takes ``m`` plus integers.
+
+Regions (see ``new_state``): ``orders``, a pool of order rows linked FIFO per level and
+per account; ``levels``, a pool of price levels; ``books``, one row per instrument id;
+``seg``, where each (instrument, side) keeps its level ids sorted by price with the best
+level last, so the best level is O(1) and a new one is found by binary search, never by
+walking empty ticks; ``idmap``, an open-addressing table order id -> slot; ``heap``, GTD
+slots ordered by (expiry, id); ``accounts``, the head of each account's order list.
 The rules are those of ``matching.reference`` (its docstring lists them); the two must
 produce identical events.
 """
@@ -16,9 +22,35 @@ produce identical events.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import carray, njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from matching import codes as c
+
+# --- header: region offsets, capacities and global counters ---------------------------------
+H_ORDERS = 0
+H_ORDER_CAP = 1
+H_LEVELS = 2
+H_BOOKS = 3
+H_BOOK_CAP = 4
+H_SEG = 5
+H_SEG_CAP = 6  # entries of two words
+H_IDMAP = 7
+H_IDMAP_MASK = 8
+H_HEAP = 9
+H_ACCOUNTS = 10
+H_ACCOUNT_CAP = 11
+G_FREE_ORDER = 12
+G_FREE_LEVEL = 13
+G_LIVE = 14
+G_MAX_ORDERS = 15
+G_MAX_ACCOUNTS = 16
+G_TRADE_ID = 17
+G_NOW = 18
+G_HEAP_N = 19
+G_SEG_HWM = 20
+HEADER_WORDS = 32
 
 # --- order rows ------------------------------------------------------------------------
 O_ID = 0
@@ -41,7 +73,7 @@ O_EXPIRE = 16
 O_ANEXT = 17  # account list
 O_APREV = 18
 O_HEAP_POS = 19
-ORDER_FIELDS = 20
+OF = 20
 
 # --- level rows ------------------------------------------------------------------------
 L_PRICE = 0
@@ -50,7 +82,7 @@ L_TAIL = 2
 L_VISIBLE = 3
 L_COUNT = 4
 L_FREE_NEXT = 5
-LEVEL_FIELDS = 6
+LF = 6
 
 # --- book rows (one per instrument id) ---------------------------------------------------
 B_ACTIVE = 0
@@ -63,19 +95,7 @@ B_MAX_QTY = 6
 B_SEG_START = 7  # + 3 * side index (0 bids, 1 asks)
 B_SEG_LEN = 8
 B_SEG_CAP = 9
-BOOK_FIELDS = 13
-
-# --- globals -----------------------------------------------------------------------------
-G_FREE_ORDER = 0
-G_FREE_LEVEL = 1
-G_LIVE = 2
-G_MAX_ORDERS = 3
-G_MAX_ACCOUNTS = 4
-G_TRADE_ID = 5
-G_NOW = 6
-G_HEAP_N = 7
-G_SEG_HWM = 8
-GLOBAL_FIELDS = 9
+BF = 13
 
 # --- run_batch status ----------------------------------------------------------------------
 DONE = 0
@@ -144,35 +164,8 @@ NE = c.N_EVENT_FIELDS
 
 
 # =========================================================================================
-# State allocation and growth (called from Python, compiled for speed on big pools)
+# The arena: layout, growth (from Python) and borrowing (inside compiled code)
 # =========================================================================================
-def new_state(
-    order_capacity: int,
-    account_capacity: int,
-    instrument_capacity: int,
-    max_orders: int,
-    max_accounts: int,
-) -> tuple:
-    orders = np.zeros((order_capacity, ORDER_FIELDS), dtype=np.int64)
-    orders[:, O_NEXT] = np.arange(1, order_capacity + 1)
-    orders[-1, O_NEXT] = EMPTY
-    levels = np.zeros((order_capacity, LEVEL_FIELDS), dtype=np.int64)
-    levels[:, L_FREE_NEXT] = np.arange(1, order_capacity + 1)
-    levels[-1, L_FREE_NEXT] = EMPTY
-    levels[:, L_HEAD] = EMPTY
-    books = np.zeros((instrument_capacity, BOOK_FIELDS), dtype=np.int64)
-    seg = np.zeros((max(64, MIN_SEGMENT * 4 * instrument_capacity), 2), dtype=np.int64)
-    idmap = np.zeros((_table_size(order_capacity), 2), dtype=np.int64)
-    heap = np.zeros(order_capacity, dtype=np.int64)
-    accounts = np.full(account_capacity, EMPTY, dtype=np.int64)
-    g = np.zeros(GLOBAL_FIELDS, dtype=np.int64)
-    g[G_FREE_ORDER] = 0
-    g[G_FREE_LEVEL] = 0
-    g[G_MAX_ORDERS] = max_orders
-    g[G_MAX_ACCOUNTS] = max_accounts
-    return (orders, levels, books, seg, idmap, heap, accounts, g)
-
-
 def _table_size(order_capacity: int) -> int:
     """Power of two at least twice the pool: the id table stays at most half full."""
     size = 16
@@ -181,62 +174,170 @@ def _table_size(order_capacity: int) -> int:
     return size
 
 
+def _layout(orders: int, books: int, seg: int, accounts: int) -> tuple[np.ndarray, int]:
+    """A zeroed arena with the header's region offsets filled in; returns (mem, size)."""
+    head = np.zeros(HEADER_WORDS, dtype=np.int64)
+    table = _table_size(orders)
+    sizes = [
+        (H_ORDERS, orders * OF),
+        (H_LEVELS, orders * LF),
+        (H_BOOKS, books * BF),
+        (H_SEG, seg * 2),
+        (H_IDMAP, table * 2),
+        (H_HEAP, orders),
+        (H_ACCOUNTS, accounts),
+    ]
+    at = HEADER_WORDS
+    for key, words in sizes:
+        head[key] = at
+        at += words
+    head[H_ORDER_CAP] = orders
+    head[H_BOOK_CAP] = books
+    head[H_SEG_CAP] = seg
+    head[H_IDMAP_MASK] = table - 1
+    head[H_ACCOUNT_CAP] = accounts
+    mem = np.zeros(at, dtype=np.int64)
+    mem[:HEADER_WORDS] = head
+    return mem, at
+
+
+def region(mem: np.ndarray, key: int, rows: int, width: int) -> np.ndarray:
+    """A (rows, width) view of one region, for Python-side copying and inspection."""
+    base = int(mem[key])
+    return mem[base : base + rows * width].reshape(rows, width)
+
+
+def _chain_free(mem: np.ndarray, first: int, last_exclusive: int, old_free: int) -> None:
+    orders = region(mem, H_ORDERS, int(mem[H_ORDER_CAP]), OF)
+    levels = region(mem, H_LEVELS, int(mem[H_ORDER_CAP]), LF)
+    orders[first:last_exclusive, O_NEXT] = np.arange(first + 1, last_exclusive + 1)
+    orders[last_exclusive - 1, O_NEXT] = old_free
+    levels[first:last_exclusive, L_FREE_NEXT] = np.arange(first + 1, last_exclusive + 1)
+    levels[first:last_exclusive, L_HEAD] = EMPTY
+
+
+def new_state(
+    order_capacity: int,
+    account_capacity: int,
+    instrument_capacity: int,
+    max_orders: int,
+    max_accounts: int,
+) -> tuple:
+    """A fresh arena, as a one-element tuple (the book's ``state``)."""
+    seg = max(64, MIN_SEGMENT * 4 * instrument_capacity)
+    mem, _ = _layout(order_capacity, instrument_capacity, seg, account_capacity)
+    _chain_free(mem, 0, order_capacity, EMPTY)
+    levels = region(mem, H_LEVELS, order_capacity, LF)
+    levels[-1, L_FREE_NEXT] = EMPTY
+    region(mem, H_ACCOUNTS, account_capacity, 1)[:] = EMPTY
+    mem[G_FREE_ORDER] = 0
+    mem[G_FREE_LEVEL] = 0
+    mem[G_MAX_ORDERS] = max_orders
+    mem[G_MAX_ACCOUNTS] = max_accounts
+    return (mem,)
+
+
+def _regrow(
+    state: tuple,
+    orders: int | None = None,
+    books: int | None = None,
+    seg: int | None = None,
+    accounts: int | None = None,
+) -> tuple:
+    """Copy the arena into a larger one; only the regions named get bigger."""
+    (old,) = state
+    o_cap, b_cap = int(old[H_ORDER_CAP]), int(old[H_BOOK_CAP])
+    s_cap, a_cap = int(old[H_SEG_CAP]), int(old[H_ACCOUNT_CAP])
+    new_o, new_b = orders or o_cap, books or b_cap
+    new_s, new_a = seg or s_cap, accounts or a_cap
+    mem, _ = _layout(new_o, new_b, new_s, new_a)
+    mem[H_ACCOUNT_CAP + 1 : HEADER_WORDS] = old[H_ACCOUNT_CAP + 1 : HEADER_WORDS]
+    for key, rows, new_rows, width in (
+        (H_ORDERS, o_cap, new_o, OF),
+        (H_LEVELS, o_cap, new_o, LF),
+        (H_BOOKS, b_cap, new_b, BF),
+        (H_SEG, s_cap, new_s, 2),
+        (H_HEAP, o_cap, new_o, 1),
+        (H_ACCOUNTS, a_cap, new_a, 1),
+    ):
+        region(mem, key, new_rows, width)[:rows] = region(old, key, rows, width)
+    region(mem, H_ACCOUNTS, new_a, 1)[a_cap:] = EMPTY
+    if new_o > o_cap:
+        _chain_free(mem, o_cap, new_o, int(old[G_FREE_ORDER]))
+        region(mem, H_LEVELS, new_o, LF)[new_o - 1, L_FREE_NEXT] = int(old[G_FREE_LEVEL])
+        mem[G_FREE_ORDER] = o_cap
+        mem[G_FREE_LEVEL] = o_cap
+    _rehash(old, mem)
+    return (mem,)
+
+
 def grow_orders(state: tuple, new_capacity: int) -> tuple:
-    """Double the order pool (and the pools sized with it); free slots join the free lists."""
-    orders, levels, books, seg, idmap, heap, accounts, g = state
-    old = orders.shape[0]
-    new_orders = np.zeros((new_capacity, ORDER_FIELDS), dtype=np.int64)
-    new_orders[:old] = orders
-    new_orders[old:, O_NEXT] = np.arange(old + 1, new_capacity + 1)
-    new_orders[-1, O_NEXT] = g[G_FREE_ORDER]
-    g[G_FREE_ORDER] = old
-    new_levels = np.zeros((new_capacity, LEVEL_FIELDS), dtype=np.int64)
-    new_levels[:old] = levels
-    new_levels[old:, L_HEAD] = EMPTY
-    new_levels[old:, L_FREE_NEXT] = np.arange(old + 1, new_capacity + 1)
-    new_levels[-1, L_FREE_NEXT] = g[G_FREE_LEVEL]
-    g[G_FREE_LEVEL] = old
-    new_heap = np.zeros(new_capacity, dtype=np.int64)
-    new_heap[: heap.shape[0]] = heap
-    new_idmap = np.zeros((_table_size(new_capacity), 2), dtype=np.int64)
-    _rehash(idmap, new_idmap)
-    return (new_orders, new_levels, books, seg, new_idmap, new_heap, accounts, g)
+    """A bigger order pool (and the level pool, heap and id table sized with it)."""
+    return _regrow(state, orders=new_capacity)
 
 
 def grow_segments(state: tuple, needed: int) -> tuple:
-    orders, levels, books, seg, idmap, heap, accounts, g = state
-    size = seg.shape[0]
+    size = int(state[0][H_SEG_CAP])
     while size < needed:
         size *= 2
-    new_seg = np.zeros((size, 2), dtype=np.int64)
-    new_seg[: seg.shape[0]] = seg
-    return (orders, levels, books, new_seg, idmap, heap, accounts, g)
+    return _regrow(state, seg=size)
 
 
 def grow_accounts(state: tuple, needed: int) -> tuple:
-    orders, levels, books, seg, idmap, heap, accounts, g = state
-    size = accounts.shape[0]
+    size = int(state[0][H_ACCOUNT_CAP])
     while size < needed:
         size *= 2
-    new_accounts = np.full(size, EMPTY, dtype=np.int64)
-    new_accounts[: accounts.shape[0]] = accounts
-    return (orders, levels, books, seg, idmap, heap, new_accounts, g)
+    return _regrow(state, accounts=size)
 
 
 def grow_books(state: tuple, needed: int) -> tuple:
-    orders, levels, books, seg, idmap, heap, accounts, g = state
-    size = max(1, books.shape[0])
+    size = max(1, int(state[0][H_BOOK_CAP]))
     while size < needed:
         size *= 2
-    new_books = np.zeros((size, BOOK_FIELDS), dtype=np.int64)
-    new_books[: books.shape[0]] = books
-    return (orders, levels, new_books, seg, idmap, heap, accounts, g)
+    return _regrow(state, books=size)
+
+
+def arena_views(state: tuple) -> dict[str, np.ndarray]:
+    """Named 2-D views of every region (tests and the benchmark inspect the pools)."""
+    (mem,) = state
+    o_cap = int(mem[H_ORDER_CAP])
+    return {
+        "orders": region(mem, H_ORDERS, o_cap, OF),
+        "levels": region(mem, H_LEVELS, o_cap, LF),
+        "books": region(mem, H_BOOKS, int(mem[H_BOOK_CAP]), BF),
+        "seg": region(mem, H_SEG, int(mem[H_SEG_CAP]), 2),
+        "idmap": region(mem, H_IDMAP, int(mem[H_IDMAP_MASK]) + 1, 2),
+        "heap": region(mem, H_HEAP, o_cap, 1),
+        "accounts": region(mem, H_ACCOUNTS, int(mem[H_ACCOUNT_CAP]), 1),
+    }
+
+
+@intrinsic
+def _address_as_pointer(typingctx, address):
+    """An integer address as a void pointer, so ``carray`` can view memory we own."""
+    sig = types.voidptr(address)
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], cgutils.voidptr_t)
+
+    return sig, codegen
+
+
+@njit(cache=True)
+def _borrow(mem: np.ndarray) -> np.ndarray:
+    """A view of ``mem`` without a reference count: valid while the caller holds ``mem``."""
+    return carray(_address_as_pointer(mem.ctypes.data), mem.shape, np.int64)
+
+
+@njit(cache=True)
+def _borrow2(ev: np.ndarray) -> np.ndarray:
+    return carray(_address_as_pointer(ev.ctypes.data), ev.shape, np.int64)
 
 
 # =========================================================================================
 # Order id table: linear probing with backward-shift deletion
 # =========================================================================================
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _home(key: int, mask: int) -> int:
     h = key * -7046029254386353131
     h ^= h >> 29
@@ -244,38 +345,41 @@ def _home(key: int, mask: int) -> int:
 
 
 @njit(cache=True)
-def _lookup(idmap: np.ndarray, key: int) -> int:
-    mask = idmap.shape[0] - 1
+def _lookup(m: np.ndarray, key: int) -> int:
+    base = m[H_IDMAP]
+    mask = m[H_IDMAP_MASK]
     i = _home(key, mask)
     while True:
-        k = idmap[i, 0]
+        k = m[base + 2 * i]
         if k == key:
-            return idmap[i, 1]
+            return m[base + 2 * i + 1]
         if k == 0:
             return EMPTY
         i = (i + 1) & mask
 
 
 @njit(cache=True)
-def _id_insert(idmap: np.ndarray, key: int, slot: int) -> None:
-    mask = idmap.shape[0] - 1
+def _id_insert(m: np.ndarray, key: int, slot: int) -> None:
+    base = m[H_IDMAP]
+    mask = m[H_IDMAP_MASK]
     i = _home(key, mask)
-    while idmap[i, 0] != 0:
+    while m[base + 2 * i] != 0:
         i = (i + 1) & mask
-    idmap[i, 0] = key
-    idmap[i, 1] = slot
+    m[base + 2 * i] = key
+    m[base + 2 * i + 1] = slot
 
 
 @njit(cache=True)
-def _id_delete(idmap: np.ndarray, key: int) -> None:
-    mask = idmap.shape[0] - 1
+def _id_delete(m: np.ndarray, key: int) -> None:
+    base = m[H_IDMAP]
+    mask = m[H_IDMAP_MASK]
     i = _home(key, mask)
-    while idmap[i, 0] != key:
+    while m[base + 2 * i] != key:
         i = (i + 1) & mask
     j = i
     while True:
         j = (j + 1) & mask
-        k = idmap[j, 0]
+        k = m[base + 2 * j]
         if k == 0:
             break
         home = _home(k, mask)
@@ -285,103 +389,112 @@ def _id_delete(idmap: np.ndarray, key: int) -> None:
         else:
             stays = home > i or home <= j
         if not stays:
-            idmap[i, 0] = k
-            idmap[i, 1] = idmap[j, 1]
+            m[base + 2 * i] = k
+            m[base + 2 * i + 1] = m[base + 2 * j + 1]
             i = j
-    idmap[i, 0] = 0
-    idmap[i, 1] = 0
+    m[base + 2 * i] = 0
+    m[base + 2 * i + 1] = 0
 
 
 @njit(cache=True)
 def _rehash(old: np.ndarray, new: np.ndarray) -> None:
-    for i in range(old.shape[0]):
-        if old[i, 0] != 0:
-            _id_insert(new, old[i, 0], old[i, 1])
+    base = old[H_IDMAP]
+    for i in range(old[H_IDMAP_MASK] + 1):
+        key = old[base + 2 * i]
+        if key != 0:
+            _id_insert(new, key, old[base + 2 * i + 1])
 
 
 # =========================================================================================
 # GTD heap keyed by (expire_ts, order id); each order knows its heap position
 # =========================================================================================
-@njit(cache=True, inline="always")
-def _heap_less(orders: np.ndarray, a: int, b: int) -> bool:
-    ea = orders[a, O_EXPIRE]
-    eb = orders[b, O_EXPIRE]
-    return ea < eb or (ea == eb and orders[a, O_ID] < orders[b, O_ID])
+@njit(cache=True)
+def _heap_less(m: np.ndarray, a: int, b: int) -> bool:
+    oa = m[H_ORDERS] + a * OF
+    ob = m[H_ORDERS] + b * OF
+    ea = m[oa + O_EXPIRE]
+    eb = m[ob + O_EXPIRE]
+    return ea < eb or (ea == eb and m[oa + O_ID] < m[ob + O_ID])
 
 
 @njit(cache=True)
-def _heap_sift_up(orders: np.ndarray, heap: np.ndarray, pos: int) -> None:
-    slot = heap[pos]
+def _heap_place(m: np.ndarray, pos: int, slot: int) -> None:
+    m[m[H_HEAP] + pos] = slot
+    m[m[H_ORDERS] + slot * OF + O_HEAP_POS] = pos
+
+
+@njit(cache=True)
+def _heap_sift_up(m: np.ndarray, pos: int) -> None:
+    hb = m[H_HEAP]
+    slot = m[hb + pos]
     while pos > 0:
         parent = (pos - 1) >> 1
-        p = heap[parent]
-        if not _heap_less(orders, slot, p):
+        p = m[hb + parent]
+        if not _heap_less(m, slot, p):
             break
-        heap[pos] = p
-        orders[p, O_HEAP_POS] = pos
+        _heap_place(m, pos, p)
         pos = parent
-    heap[pos] = slot
-    orders[slot, O_HEAP_POS] = pos
+    _heap_place(m, pos, slot)
 
 
 @njit(cache=True)
-def _heap_sift_down(orders: np.ndarray, heap: np.ndarray, n: int, pos: int) -> None:
-    slot = heap[pos]
+def _heap_sift_down(m: np.ndarray, n: int, pos: int) -> None:
+    hb = m[H_HEAP]
+    slot = m[hb + pos]
     while True:
         child = 2 * pos + 1
         if child >= n:
             break
-        if child + 1 < n and _heap_less(orders, heap[child + 1], heap[child]):
+        if child + 1 < n and _heap_less(m, m[hb + child + 1], m[hb + child]):
             child += 1
-        ch = heap[child]
-        if not _heap_less(orders, ch, slot):
+        ch = m[hb + child]
+        if not _heap_less(m, ch, slot):
             break
-        heap[pos] = ch
-        orders[ch, O_HEAP_POS] = pos
+        _heap_place(m, pos, ch)
         pos = child
-    heap[pos] = slot
-    orders[slot, O_HEAP_POS] = pos
+    _heap_place(m, pos, slot)
 
 
 @njit(cache=True)
-def _heap_push(orders: np.ndarray, heap: np.ndarray, g: np.ndarray, slot: int) -> None:
-    n = g[G_HEAP_N]
-    heap[n] = slot
-    g[G_HEAP_N] = n + 1
-    _heap_sift_up(orders, heap, n)
+def _heap_push(m: np.ndarray, slot: int) -> None:
+    n = m[G_HEAP_N]
+    m[m[H_HEAP] + n] = slot
+    m[G_HEAP_N] = n + 1
+    _heap_sift_up(m, n)
 
 
 @njit(cache=True)
-def _heap_remove(orders: np.ndarray, heap: np.ndarray, g: np.ndarray, slot: int) -> None:
-    pos = orders[slot, O_HEAP_POS]
-    n = g[G_HEAP_N] - 1
-    g[G_HEAP_N] = n
+def _heap_remove(m: np.ndarray, slot: int) -> None:
+    hb = m[H_HEAP]
+    pos = m[m[H_ORDERS] + slot * OF + O_HEAP_POS]
+    n = m[G_HEAP_N] - 1
+    m[G_HEAP_N] = n
     if pos == n:
         return
-    last = heap[n]
-    heap[pos] = last
-    orders[last, O_HEAP_POS] = pos
-    if pos > 0 and _heap_less(orders, last, heap[(pos - 1) >> 1]):
-        _heap_sift_up(orders, heap, pos)
+    last = m[hb + n]
+    _heap_place(m, pos, last)
+    if pos > 0 and _heap_less(m, last, m[hb + ((pos - 1) >> 1)]):
+        _heap_sift_up(m, pos)
     else:
-        _heap_sift_down(orders, heap, n, pos)
+        _heap_sift_down(m, n, pos)
 
 
 # =========================================================================================
 # Sorted level segments: keys ascending, best level last
 # =========================================================================================
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _level_key(side: int, price: int) -> int:
     return price if side == BUY else -price
 
 
 @njit(cache=True)
-def _seg_lower_bound(seg: np.ndarray, start: int, n: int, key: int) -> int:
+def _seg_lower_bound(m: np.ndarray, start: int, n: int, key: int) -> int:
+    sb = m[H_SEG]
     lo = start
     hi = start + n
     while lo < hi:
         mid = (lo + hi) >> 1
-        if seg[mid, 0] < key:
+        if m[sb + 2 * mid] < key:
             lo = mid + 1
         else:
             hi = mid
@@ -389,202 +502,185 @@ def _seg_lower_bound(seg: np.ndarray, start: int, n: int, key: int) -> int:
 
 
 @njit(cache=True)
-def _find_level(books: np.ndarray, seg: np.ndarray, instr: int, side: int, price: int) -> int:
-    s = side - 1
-    start = books[instr, B_SEG_START + 3 * s]
-    n = books[instr, B_SEG_LEN + 3 * s]
+def _find_level(m: np.ndarray, instr: int, side: int, price: int) -> int:
+    b = m[H_BOOKS] + instr * BF + 3 * (side - 1)
+    start = m[b + B_SEG_START]
+    n = m[b + B_SEG_LEN]
     key = _level_key(side, price)
-    pos = _seg_lower_bound(seg, start, n, key)
-    if pos < start + n and seg[pos, 0] == key:
-        return seg[pos, 1]
+    pos = _seg_lower_bound(m, start, n, key)
+    sb = m[H_SEG]
+    if pos < start + n and m[sb + 2 * pos] == key:
+        return m[sb + 2 * pos + 1]
     return EMPTY
 
 
 @njit(cache=True)
-def _level_for_insert(
-    levels: np.ndarray,
-    books: np.ndarray,
-    seg: np.ndarray,
-    g: np.ndarray,
-    instr: int,
-    side: int,
-    price: int,
-) -> int:
+def _level_for_insert(m: np.ndarray, instr: int, side: int, price: int) -> int:
     """The level at ``price``, created (and placed in the segment) if missing."""
-    s = side - 1
-    base = B_SEG_START + 3 * s
-    start = books[instr, base]
-    n = books[instr, base + 1]
+    b = m[H_BOOKS] + instr * BF + 3 * (side - 1)
+    sb = m[H_SEG]
+    start = m[b + B_SEG_START]
+    n = m[b + B_SEG_LEN]
     key = _level_key(side, price)
-    pos = _seg_lower_bound(seg, start, n, key)
-    if pos < start + n and seg[pos, 0] == key:
-        return seg[pos, 1]
-    lvl = g[G_FREE_LEVEL]
-    g[G_FREE_LEVEL] = levels[lvl, L_FREE_NEXT]
-    levels[lvl, L_PRICE] = price
-    levels[lvl, L_HEAD] = EMPTY
-    levels[lvl, L_TAIL] = EMPTY
-    levels[lvl, L_VISIBLE] = 0
-    levels[lvl, L_COUNT] = 0
-    cap = books[instr, base + 2]
+    pos = _seg_lower_bound(m, start, n, key)
+    if pos < start + n and m[sb + 2 * pos] == key:
+        return m[sb + 2 * pos + 1]
+    lvl = m[G_FREE_LEVEL]
+    lrow = m[H_LEVELS] + lvl * LF
+    m[G_FREE_LEVEL] = m[lrow + L_FREE_NEXT]
+    m[lrow + L_PRICE] = price
+    m[lrow + L_HEAD] = EMPTY
+    m[lrow + L_TAIL] = EMPTY
+    m[lrow + L_VISIBLE] = 0
+    m[lrow + L_COUNT] = 0
+    cap = m[b + B_SEG_CAP]
     if n == cap:  # relocate to a segment twice as large at the high-water mark
         new_cap = max(MIN_SEGMENT, 2 * cap)
-        new_start = g[G_SEG_HWM]
-        g[G_SEG_HWM] = new_start + new_cap
-        for j in range(n):
-            seg[new_start + j, 0] = seg[start + j, 0]
-            seg[new_start + j, 1] = seg[start + j, 1]
+        new_start = m[G_SEG_HWM]
+        m[G_SEG_HWM] = new_start + new_cap
+        for j in range(2 * n):
+            m[sb + 2 * new_start + j] = m[sb + 2 * start + j]
         pos = new_start + (pos - start)
         start = new_start
-        books[instr, base] = start
-        books[instr, base + 2] = new_cap
-    for j in range(start + n, pos, -1):
-        seg[j, 0] = seg[j - 1, 0]
-        seg[j, 1] = seg[j - 1, 1]
-    seg[pos, 0] = key
-    seg[pos, 1] = lvl
-    books[instr, base + 1] = n + 1
+        m[b + B_SEG_START] = start
+        m[b + B_SEG_CAP] = new_cap
+    for j in range(sb + 2 * (start + n) + 1, sb + 2 * pos + 1, -1):
+        m[j] = m[j - 2]
+    m[sb + 2 * pos] = key
+    m[sb + 2 * pos + 1] = lvl
+    m[b + B_SEG_LEN] = n + 1
     return lvl
 
 
 @njit(cache=True)
-def _drop_level(
-    levels: np.ndarray,
-    books: np.ndarray,
-    seg: np.ndarray,
-    g: np.ndarray,
-    instr: int,
-    side: int,
-    lvl: int,
-) -> None:
-    s = side - 1
-    base = B_SEG_START + 3 * s
-    start = books[instr, base]
-    n = books[instr, base + 1]
-    pos = _seg_lower_bound(seg, start, n, _level_key(side, levels[lvl, L_PRICE]))
-    for j in range(pos, start + n - 1):
-        seg[j, 0] = seg[j + 1, 0]
-        seg[j, 1] = seg[j + 1, 1]
-    books[instr, base + 1] = n - 1
-    levels[lvl, L_HEAD] = EMPTY
-    levels[lvl, L_TAIL] = EMPTY
-    levels[lvl, L_COUNT] = 0
-    levels[lvl, L_FREE_NEXT] = g[G_FREE_LEVEL]
-    g[G_FREE_LEVEL] = lvl
+def _drop_level(m: np.ndarray, instr: int, side: int, lvl: int) -> None:
+    b = m[H_BOOKS] + instr * BF + 3 * (side - 1)
+    sb = m[H_SEG]
+    lrow = m[H_LEVELS] + lvl * LF
+    start = m[b + B_SEG_START]
+    n = m[b + B_SEG_LEN]
+    pos = _seg_lower_bound(m, start, n, _level_key(side, m[lrow + L_PRICE]))
+    for j in range(sb + 2 * pos, sb + 2 * (start + n - 1)):
+        m[j] = m[j + 2]
+    m[b + B_SEG_LEN] = n - 1
+    m[lrow + L_HEAD] = EMPTY
+    m[lrow + L_TAIL] = EMPTY
+    m[lrow + L_COUNT] = 0
+    m[lrow + L_FREE_NEXT] = m[G_FREE_LEVEL]
+    m[G_FREE_LEVEL] = lvl
+
+
+@njit(cache=True)
+def _best_level(m: np.ndarray, instr: int, s: int) -> int:
+    """Best level of side index ``s`` (0 bids, 1 asks), or EMPTY."""
+    b = m[H_BOOKS] + instr * BF + 3 * s
+    n = m[b + B_SEG_LEN]
+    if n == 0:
+        return EMPTY
+    return m[m[H_SEG] + 2 * (m[b + B_SEG_START] + n - 1) + 1]
 
 
 # =========================================================================================
 # Orders in levels and in the indexes
 # =========================================================================================
-@njit(cache=True, inline="always")
-def _append(orders: np.ndarray, levels: np.ndarray, lvl: int, slot: int) -> None:
-    tail = levels[lvl, L_TAIL]
-    orders[slot, O_PREV] = tail
-    orders[slot, O_NEXT] = EMPTY
+@njit(cache=True)
+def _append(m: np.ndarray, lvl: int, slot: int) -> None:
+    ob = m[H_ORDERS]
+    lrow = m[H_LEVELS] + lvl * LF
+    o = ob + slot * OF
+    tail = m[lrow + L_TAIL]
+    m[o + O_PREV] = tail
+    m[o + O_NEXT] = EMPTY
     if tail == EMPTY:
-        levels[lvl, L_HEAD] = slot
+        m[lrow + L_HEAD] = slot
     else:
-        orders[tail, O_NEXT] = slot
-    levels[lvl, L_TAIL] = slot
-    orders[slot, O_LEVEL] = lvl
+        m[ob + tail * OF + O_NEXT] = slot
+    m[lrow + L_TAIL] = slot
+    m[o + O_LEVEL] = lvl
 
 
-@njit(cache=True, inline="always")
-def _unlink(orders: np.ndarray, levels: np.ndarray, lvl: int, slot: int) -> None:
-    prev = orders[slot, O_PREV]
-    nxt = orders[slot, O_NEXT]
+@njit(cache=True)
+def _unlink(m: np.ndarray, lvl: int, slot: int) -> None:
+    ob = m[H_ORDERS]
+    lrow = m[H_LEVELS] + lvl * LF
+    o = ob + slot * OF
+    prev = m[o + O_PREV]
+    nxt = m[o + O_NEXT]
     if prev == EMPTY:
-        levels[lvl, L_HEAD] = nxt
+        m[lrow + L_HEAD] = nxt
     else:
-        orders[prev, O_NEXT] = nxt
+        m[ob + prev * OF + O_NEXT] = nxt
     if nxt == EMPTY:
-        levels[lvl, L_TAIL] = prev
+        m[lrow + L_TAIL] = prev
     else:
-        orders[nxt, O_PREV] = prev
+        m[ob + nxt * OF + O_PREV] = prev
 
 
 @njit(cache=True)
-def _rest(
-    orders: np.ndarray,
-    levels: np.ndarray,
-    books: np.ndarray,
-    seg: np.ndarray,
-    g: np.ndarray,
-    slot: int,
-) -> None:
+def _rest(m: np.ndarray, slot: int) -> None:
     """Put ``slot`` at the back of its price level."""
-    instr = orders[slot, O_INSTRUMENT]
-    lvl = _level_for_insert(
-        levels, books, seg, g, instr, orders[slot, O_SIDE], orders[slot, O_PRICE]
-    )
-    _append(orders, levels, lvl, slot)
-    levels[lvl, L_COUNT] += 1
-    levels[lvl, L_VISIBLE] += orders[slot, O_SHOWN]
+    o = m[H_ORDERS] + slot * OF
+    lvl = _level_for_insert(m, m[o + O_INSTRUMENT], m[o + O_SIDE], m[o + O_PRICE])
+    _append(m, lvl, slot)
+    lrow = m[H_LEVELS] + lvl * LF
+    m[lrow + L_COUNT] += 1
+    m[lrow + L_VISIBLE] += m[o + O_SHOWN]
 
 
 @njit(cache=True)
-def _leave_level(
-    orders: np.ndarray,
-    levels: np.ndarray,
-    books: np.ndarray,
-    seg: np.ndarray,
-    g: np.ndarray,
-    slot: int,
-) -> None:
+def _leave_level(m: np.ndarray, slot: int) -> None:
     """Take ``slot`` out of its level, dropping the level when it empties."""
-    lvl = orders[slot, O_LEVEL]
-    _unlink(orders, levels, lvl, slot)
-    levels[lvl, L_VISIBLE] -= orders[slot, O_SHOWN]
-    levels[lvl, L_COUNT] -= 1
-    if levels[lvl, L_COUNT] == 0:
-        _drop_level(levels, books, seg, g, orders[slot, O_INSTRUMENT], orders[slot, O_SIDE], lvl)
+    o = m[H_ORDERS] + slot * OF
+    lvl = m[o + O_LEVEL]
+    lrow = m[H_LEVELS] + lvl * LF
+    _unlink(m, lvl, slot)
+    m[lrow + L_VISIBLE] -= m[o + O_SHOWN]
+    m[lrow + L_COUNT] -= 1
+    if m[lrow + L_COUNT] == 0:
+        _drop_level(m, m[o + O_INSTRUMENT], m[o + O_SIDE], lvl)
 
 
 @njit(cache=True)
-def _index(
-    orders: np.ndarray,
-    idmap: np.ndarray,
-    heap: np.ndarray,
-    accounts: np.ndarray,
-    g: np.ndarray,
-    slot: int,
-) -> None:
-    _id_insert(idmap, orders[slot, O_ID], slot)
-    acct = orders[slot, O_ACCOUNT]
-    head = accounts[acct]
-    orders[slot, O_ANEXT] = head
-    orders[slot, O_APREV] = EMPTY
+def _index(m: np.ndarray, slot: int) -> None:
+    ob = m[H_ORDERS]
+    o = ob + slot * OF
+    _id_insert(m, m[o + O_ID], slot)
+    a = m[H_ACCOUNTS] + m[o + O_ACCOUNT]
+    head = m[a]
+    m[o + O_ANEXT] = head
+    m[o + O_APREV] = EMPTY
     if head != EMPTY:
-        orders[head, O_APREV] = slot
-    accounts[acct] = slot
-    if orders[slot, O_TIF] == GTD:
-        _heap_push(orders, heap, g, slot)
-    g[G_LIVE] += 1
+        m[ob + head * OF + O_APREV] = slot
+    m[a] = slot
+    if m[o + O_TIF] == GTD:
+        _heap_push(m, slot)
+    m[G_LIVE] += 1
 
 
 @njit(cache=True)
-def _unindex_and_free(
-    orders: np.ndarray,
-    idmap: np.ndarray,
-    heap: np.ndarray,
-    accounts: np.ndarray,
-    g: np.ndarray,
-    slot: int,
-) -> None:
-    _id_delete(idmap, orders[slot, O_ID])
-    prev = orders[slot, O_APREV]
-    nxt = orders[slot, O_ANEXT]
+def _unindex_and_free(m: np.ndarray, slot: int) -> None:
+    ob = m[H_ORDERS]
+    o = ob + slot * OF
+    _id_delete(m, m[o + O_ID])
+    prev = m[o + O_APREV]
+    nxt = m[o + O_ANEXT]
     if prev == EMPTY:
-        accounts[orders[slot, O_ACCOUNT]] = nxt
+        m[m[H_ACCOUNTS] + m[o + O_ACCOUNT]] = nxt
     else:
-        orders[prev, O_ANEXT] = nxt
+        m[ob + prev * OF + O_ANEXT] = nxt
     if nxt != EMPTY:
-        orders[nxt, O_APREV] = prev
-    if orders[slot, O_TIF] == GTD:
-        _heap_remove(orders, heap, g, slot)
-    g[G_LIVE] -= 1
-    orders[slot, O_NEXT] = g[G_FREE_ORDER]
-    g[G_FREE_ORDER] = slot
+        m[ob + nxt * OF + O_APREV] = prev
+    if m[o + O_TIF] == GTD:
+        _heap_remove(m, slot)
+    m[G_LIVE] -= 1
+    m[o + O_NEXT] = m[G_FREE_ORDER]
+    m[G_FREE_ORDER] = slot
+
+
+@njit(cache=True)
+def _remove(m: np.ndarray, slot: int) -> None:
+    _leave_level(m, slot)
+    _unindex_and_free(m, slot)
 
 
 # =========================================================================================
@@ -600,7 +696,7 @@ def _room(ev: np.ndarray, n: int, k: int) -> np.ndarray:
     return bigger
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _put(
     ev: np.ndarray,
     n: int,
@@ -639,29 +735,19 @@ def _put(
 
 
 @njit(cache=True)
-def _order_event(
-    ev: np.ndarray,
-    n: int,
-    seq: int,
-    kind: int,
-    orders: np.ndarray,
-    slot: int,
-    qty: int,
-    leaves: int,
-    shown: int,
-    reason: int,
-) -> tuple:
-    ev = _room(ev, n, 1)
-    n = _put(
+def _order_event(ev, n, seq, kind, m, slot, qty, leaves, shown, reason):
+    """One event about a resting (or just removed) order, read from its row."""
+    o = m[H_ORDERS] + slot * OF
+    return _put(
         ev,
         n,
         seq,
         kind,
-        orders[slot, O_INSTRUMENT],
-        orders[slot, O_ID],
-        orders[slot, O_ACCOUNT],
-        orders[slot, O_SIDE],
-        orders[slot, O_PRICE],
+        m[o + O_INSTRUMENT],
+        m[o + O_ID],
+        m[o + O_ACCOUNT],
+        m[o + O_SIDE],
+        m[o + O_PRICE],
         qty,
         leaves,
         shown,
@@ -671,237 +757,132 @@ def _order_event(
         0,
         0,
     )
-    return ev, n
 
 
 # =========================================================================================
 # Matching
 # =========================================================================================
 @njit(cache=True)
-def _fok_fillable(
-    orders: np.ndarray,
-    levels: np.ndarray,
-    books: np.ndarray,
-    seg: np.ndarray,
-    instr: int,
-    side: int,
-    limit: int,
-    acct: int,
-    stp: int,
-    need: int,
-) -> bool:
-    s = 2 - side  # opposite side index
-    start = books[instr, B_SEG_START + 3 * s]
-    n = books[instr, B_SEG_LEN + 3 * s]
-    for pos in range(start + n - 1, start - 1, -1):
-        lvl = seg[pos, 1]
-        price = levels[lvl, L_PRICE]
-        if (side == BUY and price > limit) or (side == SELL and price < limit):
+def _crosses(side: int, limit: int, price: int) -> bool:
+    return price <= limit if side == BUY else price >= limit
+
+
+@njit(cache=True)
+def _fok_fillable(m, instr, side, limit, acct, stp, need) -> bool:
+    ob = m[H_ORDERS]
+    lb = m[H_LEVELS]
+    sb = m[H_SEG]
+    b = m[H_BOOKS] + instr * BF + 3 * (2 - side)
+    start = m[b + B_SEG_START]
+    for pos in range(start + m[b + B_SEG_LEN] - 1, start - 1, -1):
+        lrow = lb + m[sb + 2 * pos + 1] * LF
+        if not _crosses(side, limit, m[lrow + L_PRICE]):
             return False
-        m = levels[lvl, L_HEAD]
-        while m != EMPTY:
-            if orders[m, O_ACCOUNT] == acct:
+        slot = m[lrow + L_HEAD]
+        while slot != EMPTY:
+            o = ob + slot * OF
+            if m[o + O_ACCOUNT] == acct:
                 if stp != STP_OLDEST:
                     return False
             else:
-                need -= orders[m, O_SHOWN] + orders[m, O_HIDDEN]
-            m = orders[m, O_NEXT]
+                need -= m[o + O_SHOWN] + m[o + O_HIDDEN]
+            slot = m[o + O_NEXT]
         if need <= 0:
             return True
     return False
 
 
 @njit(cache=True)
-def _would_take(
-    levels: np.ndarray, books: np.ndarray, seg: np.ndarray, instr: int, side: int, price: int
-) -> bool:
-    s = 2 - side
-    n = books[instr, B_SEG_LEN + 3 * s]
-    if n == 0:
+def _would_take(m, instr, side, price) -> bool:
+    lvl = _best_level(m, instr, 2 - side)
+    if lvl == EMPTY:
         return False
-    best = levels[seg[books[instr, B_SEG_START + 3 * s] + n - 1, 1], L_PRICE]
-    return best <= price if side == BUY else best >= price
+    return _crosses(side, price, m[m[H_LEVELS] + lvl * LF + L_PRICE])
 
 
 @njit(cache=True)
-def _take(
-    orders,
-    levels,
-    books,
-    seg,
-    idmap,
-    heap,
-    accounts,
-    g,
-    ev,
-    n,
-    seq,
-    instr,
-    side,
-    limit,
-    oid,
-    acct,
-    stp,
-    leaves,
-    filled,
-    qty,
-):
+def _take(m, ev, n, seq, instr, side, limit, oid, acct, stp, leaves, filled, qty):
     """Trade a taker against the opposite side.
 
     Returns ``(ev, n, leaves, filled, qty, alive)``; ``alive`` is False when self-trade
     prevention cancelled the taker.
     """
-    s = 2 - side
-    base = B_SEG_START + 3 * s
+    ob = m[H_ORDERS]
+    lb = m[H_LEVELS]
     while leaves > 0:
-        nlev = books[instr, base + 1]
-        if nlev == 0:
+        lvl = _best_level(m, instr, 2 - side)
+        if lvl == EMPTY:
             break
-        lvl = seg[books[instr, base] + nlev - 1, 1]
-        price = levels[lvl, L_PRICE]
-        if (side == BUY and price > limit) or (side == SELL and price < limit):
+        lrow = lb + lvl * LF
+        price = m[lrow + L_PRICE]
+        if not _crosses(side, limit, price):
             break
         while leaves > 0:
-            m = levels[lvl, L_HEAD]
-            if m == EMPTY:
-                break
+            mk = m[lrow + L_HEAD]
+            if mk == EMPTY:
+                break  # the level emptied and was dropped
+            o = ob + mk * OF
             ev = _room(ev, n, 2)
-            if orders[m, O_ACCOUNT] == acct:
-                m_leaves = orders[m, O_SHOWN] + orders[m, O_HIDDEN]
+            if m[o + O_ACCOUNT] == acct:
+                m_leaves = m[o + O_SHOWN] + m[o + O_HIDDEN]
                 if stp == STP_OLDEST or stp == STP_BOTH:
-                    _leave_level(orders, levels, books, seg, g, m)
-                    _unindex_and_free(orders, idmap, heap, accounts, g, m)
-                    ev, n = _order_event(
-                        ev, n, seq, EV_CANCELLED, orders, m, m_leaves, 0, 0, CR_SELF
-                    )
+                    _remove(m, mk)
+                    n = _order_event(ev, n, seq, EV_CANCELLED, m, mk, m_leaves, 0, 0, CR_SELF)
                     if stp == STP_OLDEST:
                         continue
                 if stp == STP_NEWEST or stp == STP_BOTH:
                     ev = _room(ev, n, 1)
-                    n = _put(
-                        ev,
-                        n,
-                        seq,
-                        EV_CANCELLED,
-                        instr,
-                        oid,
-                        acct,
-                        side,
-                        limit,
-                        leaves,
-                        0,
-                        0,
-                        0,
-                        0,
-                        CR_SELF,
-                        0,
-                        0,
-                    )
+                    n = _put(ev, n, seq, EV_CANCELLED, instr, oid, acct, side, limit, leaves,
+                             0, 0, 0, 0, CR_SELF, 0, 0)  # fmt: skip
                     return ev, n, 0, filled, qty, False
-                # decrement and cancel: hidden quantity first
+                # decrement and cancel: both shrink by the smaller size, hidden first
                 dec = min(leaves, m_leaves)
-                from_hidden = min(orders[m, O_HIDDEN], dec)
-                orders[m, O_HIDDEN] -= from_hidden
-                orders[m, O_SHOWN] -= dec - from_hidden
-                orders[m, O_QTY] -= dec
-                levels[lvl, L_VISIBLE] -= dec - from_hidden
+                from_hidden = min(m[o + O_HIDDEN], dec)
+                m[o + O_HIDDEN] -= from_hidden
+                m[o + O_SHOWN] -= dec - from_hidden
+                m[o + O_QTY] -= dec
+                m[lrow + L_VISIBLE] -= dec - from_hidden
                 m_left = m_leaves - dec
-                m_shown = orders[m, O_SHOWN]
+                m_shown = m[o + O_SHOWN]
                 if m_left == 0:
-                    _leave_level(orders, levels, books, seg, g, m)
-                    _unindex_and_free(orders, idmap, heap, accounts, g, m)
-                ev, n = _order_event(
-                    ev, n, seq, EV_CANCELLED, orders, m, dec, m_left, m_shown, CR_SELF
-                )
+                    _remove(m, mk)
+                n = _order_event(ev, n, seq, EV_CANCELLED, m, mk, dec, m_left, m_shown, CR_SELF)
                 leaves -= dec
                 qty -= dec
                 ev = _room(ev, n, 1)
-                n = _put(
-                    ev,
-                    n,
-                    seq,
-                    EV_CANCELLED,
-                    instr,
-                    oid,
-                    acct,
-                    side,
-                    limit,
-                    dec,
-                    leaves,
-                    0,
-                    0,
-                    0,
-                    CR_SELF,
-                    0,
-                    0,
-                )
+                n = _put(ev, n, seq, EV_CANCELLED, instr, oid, acct, side, limit, dec, leaves,
+                         0, 0, 0, CR_SELF, 0, 0)  # fmt: skip
                 if leaves == 0:
                     return ev, n, 0, filled, qty, False
                 continue
-            m_shown = orders[m, O_SHOWN]
+            m_shown = m[o + O_SHOWN]
             q = leaves if leaves < m_shown else m_shown
-            tid = g[G_TRADE_ID] + 1
-            g[G_TRADE_ID] = tid
+            tid = m[G_TRADE_ID] + 1
+            m[G_TRADE_ID] = tid
             m_shown -= q
-            orders[m, O_FILLED] += q
-            levels[lvl, L_VISIBLE] -= q
+            m[o + O_FILLED] += q
+            m[lrow + L_VISIBLE] -= q
             leaves -= q
             filled += q
-            m_hidden = orders[m, O_HIDDEN]
+            m_hidden = m[o + O_HIDDEN]
             if m_shown == 0 and m_hidden > 0:
-                refill = min(orders[m, O_DISPLAY], m_hidden)
+                refill = min(m[o + O_DISPLAY], m_hidden)
                 m_hidden -= refill
                 m_shown = refill
-                orders[m, O_HIDDEN] = m_hidden
-                levels[lvl, L_VISIBLE] += refill
-                if levels[lvl, L_TAIL] != m:
-                    _unlink(orders, levels, lvl, m)
-                    _append(orders, levels, lvl, m)
-            orders[m, O_SHOWN] = m_shown
-            m_id = orders[m, O_ID]
-            m_acct = orders[m, O_ACCOUNT]
-            n = _put(
-                ev,
-                n,
-                seq,
-                EV_FILLED,
-                instr,
-                m_id,
-                m_acct,
-                3 - side,
-                price,
-                q,
-                m_shown + m_hidden,
-                m_shown,
-                tid,
-                MAKER,
-                0,
-                oid,
-                acct,
-            )
-            n = _put(
-                ev,
-                n,
-                seq,
-                EV_FILLED,
-                instr,
-                oid,
-                acct,
-                side,
-                price,
-                q,
-                leaves,
-                0,
-                tid,
-                TAKER,
-                0,
-                m_id,
-                m_acct,
-            )
+                m[o + O_HIDDEN] = m_hidden
+                m[lrow + L_VISIBLE] += refill
+                if m[lrow + L_TAIL] != mk:  # a refill goes to the back of the level
+                    _unlink(m, lvl, mk)
+                    _append(m, lvl, mk)
+            m[o + O_SHOWN] = m_shown
+            m_id = m[o + O_ID]
+            m_acct = m[o + O_ACCOUNT]
+            n = _put(ev, n, seq, EV_FILLED, instr, m_id, m_acct, 3 - side, price, q,
+                     m_shown + m_hidden, m_shown, tid, MAKER, 0, oid, acct)  # fmt: skip
+            n = _put(ev, n, seq, EV_FILLED, instr, oid, acct, side, price, q, leaves, 0, tid,
+                     TAKER, 0, m_id, m_acct)  # fmt: skip
             if m_shown == 0:
-                _leave_level(orders, levels, books, seg, g, m)
-                _unindex_and_free(orders, idmap, heap, accounts, g, m)
-        # the level emptied (and was dropped) or the taker is done
+                _remove(m, mk)
     return ev, n, leaves, filled, qty, True
 
 
@@ -909,12 +890,15 @@ def _take(
 # Commands
 # =========================================================================================
 @njit(cache=True)
-def _validate_new(books, idmap, g, cmds, i) -> int:
+def _validate_new(m, cmds, i) -> int:
     instr = cmds[i, c.C_INSTRUMENT]
-    if instr < 0 or instr >= books.shape[0] or books[instr, B_ACTIVE] == 0:
+    if instr < 0 or instr >= m[H_BOOK_CAP]:
+        return RJ_UNKNOWN_INSTRUMENT
+    b = m[H_BOOKS] + instr * BF
+    if m[b + B_ACTIVE] == 0:
         return RJ_UNKNOWN_INSTRUMENT
     acct = cmds[i, c.C_ACCOUNT]
-    if acct < 0 or acct >= g[G_MAX_ACCOUNTS]:
+    if acct < 0 or acct >= m[G_MAX_ACCOUNTS]:
         return RJ_INVALID_ACCOUNT
     oid = cmds[i, c.C_ORDER_ID]
     if oid <= 0:
@@ -933,34 +917,46 @@ def _validate_new(books, idmap, g, cmds, i) -> int:
     if stp < STP_NEWEST or stp > STP_DECREMENT:
         return RJ_INVALID_STP_MODE
     post_only = cmds[i, c.C_POST_ONLY]
-    if (post_only != 0 and post_only != 1) or (post_only == 1 and (not resting or otype == MARKET)):
+    if post_only != 0 and post_only != 1:
         return RJ_INVALID_POST_ONLY
-    price = cmds[i, c.C_PRICE]
-    if price < books[instr, B_MIN_PRICE] or price > books[instr, B_MAX_PRICE]:
-        return RJ_PRICE_OUT_OF_RANGE
-    if price % books[instr, B_TICK] != 0:
-        return RJ_PRICE_OFF_TICK
+    if post_only == 1 and (not resting or otype == MARKET):
+        return RJ_INVALID_POST_ONLY
+    code = _check_price_qty(m, b, cmds[i, c.C_PRICE], cmds[i, c.C_QTY])
+    if code != RJ_OK:
+        return code
     qty = cmds[i, c.C_QTY]
-    if qty < books[instr, B_MIN_QTY] or qty > books[instr, B_MAX_QTY]:
-        return RJ_QUANTITY_OUT_OF_RANGE
-    lot = books[instr, B_LOT]
-    if qty % lot != 0:
-        return RJ_QUANTITY_OFF_LOT
     display = cmds[i, c.C_DISPLAY_QTY]
-    if display < 0 or display > qty or display % lot != 0 or (display > 0 and not resting):
+    if display < 0 or display > qty or display % m[b + B_LOT] != 0:
+        return RJ_INVALID_DISPLAY_QUANTITY
+    if display > 0 and not resting:
         return RJ_INVALID_DISPLAY_QUANTITY
     expire = cmds[i, c.C_EXPIRE_TS]
-    if (tif == GTD and expire <= g[G_NOW]) or (tif != GTD and expire != 0):
+    if (tif == GTD and expire <= m[G_NOW]) or (tif != GTD and expire != 0):
         return RJ_INVALID_EXPIRE_TIME
-    if _lookup(idmap, oid) != EMPTY:
+    if _lookup(m, oid) != EMPTY:
         return RJ_DUPLICATE_ORDER_ID
-    if resting and g[G_LIVE] >= g[G_MAX_ORDERS]:
+    if resting and m[G_LIVE] >= m[G_MAX_ORDERS]:
         return RJ_ORDER_POOL_FULL
+    if post_only == 1 and _would_take(m, instr, side, cmds[i, c.C_PRICE]):
+        return RJ_POST_ONLY_WOULD_TAKE
     return RJ_OK
 
 
 @njit(cache=True)
-def _new_order(orders, levels, books, seg, idmap, heap, accounts, g, cmds, i, ev, n):
+def _check_price_qty(m, b, price, qty) -> int:
+    if price < m[b + B_MIN_PRICE] or price > m[b + B_MAX_PRICE]:
+        return RJ_PRICE_OUT_OF_RANGE
+    if price % m[b + B_TICK] != 0:
+        return RJ_PRICE_OFF_TICK
+    if qty < m[b + B_MIN_QTY] or qty > m[b + B_MAX_QTY]:
+        return RJ_QUANTITY_OUT_OF_RANGE
+    if qty % m[b + B_LOT] != 0:
+        return RJ_QUANTITY_OFF_LOT
+    return RJ_OK
+
+
+@njit(cache=True)
+def _new_order(m, cmds, i, ev, n):
     seq = cmds[i, c.C_SEQ]
     instr = cmds[i, c.C_INSTRUMENT]
     oid = cmds[i, c.C_ORDER_ID]
@@ -968,111 +964,65 @@ def _new_order(orders, levels, books, seg, idmap, heap, accounts, g, cmds, i, ev
     side = cmds[i, c.C_SIDE]
     price = cmds[i, c.C_PRICE]
     qty = cmds[i, c.C_QTY]
-    code = _validate_new(books, idmap, g, cmds, i)
-    if (
-        code == RJ_OK
-        and cmds[i, c.C_POST_ONLY] == 1
-        and _would_take(levels, books, seg, instr, side, price)
-    ):
-        code = RJ_POST_ONLY_WOULD_TAKE
+    code = _validate_new(m, cmds, i)
     ev = _room(ev, n, 1)
     if code != RJ_OK:
-        n = _put(
-            ev, n, seq, EV_REJECTED, instr, oid, acct, side, price, qty, 0, 0, 0, 0, code, 0, 0
-        )
+        n = _put(ev, n, seq, EV_REJECTED, instr, oid, acct, side, price, qty, 0, 0, 0, 0,
+                 code, 0, 0)  # fmt: skip
         return ev, n
-    n = _put(ev, n, seq, EV_ACCEPTED, instr, oid, acct, side, price, qty, qty, 0, 0, 0, 0, 0, 0)
+    n = _put(ev, n, seq, EV_ACCEPTED, instr, oid, acct, side, price, qty, qty, 0, 0, 0, 0,
+             0, 0)  # fmt: skip
     tif = cmds[i, c.C_TIF]
     stp = cmds[i, c.C_STP]
-    if tif == FOK and not _fok_fillable(
-        orders, levels, books, seg, instr, side, price, acct, stp, qty
-    ):
+    if tif == FOK and not _fok_fillable(m, instr, side, price, acct, stp, qty):
         ev = _room(ev, n, 1)
-        n = _put(
-            ev, n, seq, EV_CANCELLED, instr, oid, acct, side, price, qty, 0, 0, 0, 0, CR_FOK, 0, 0
-        )
+        n = _put(ev, n, seq, EV_CANCELLED, instr, oid, acct, side, price, qty, 0, 0, 0, 0,
+                 CR_FOK, 0, 0)  # fmt: skip
         return ev, n
     ev, n, leaves, filled, qty, alive = _take(
-        orders,
-        levels,
-        books,
-        seg,
-        idmap,
-        heap,
-        accounts,
-        g,
-        ev,
-        n,
-        seq,
-        instr,
-        side,
-        price,
-        oid,
-        acct,
-        stp,
-        qty,
-        0,
-        qty,
+        m, ev, n, seq, instr, side, price, oid, acct, stp, qty, 0, qty
     )
     if not alive or leaves == 0:
         return ev, n
     if tif != GTC and tif != GTD:
         ev = _room(ev, n, 1)
-        n = _put(
-            ev,
-            n,
-            seq,
-            EV_CANCELLED,
-            instr,
-            oid,
-            acct,
-            side,
-            price,
-            leaves,
-            0,
-            0,
-            0,
-            0,
-            CR_IOC,
-            0,
-            0,
-        )
+        n = _put(ev, n, seq, EV_CANCELLED, instr, oid, acct, side, price, leaves, 0, 0, 0, 0,
+                 CR_IOC, 0, 0)  # fmt: skip
         return ev, n
-    slot = g[G_FREE_ORDER]
-    g[G_FREE_ORDER] = orders[slot, O_NEXT]
+    slot = m[G_FREE_ORDER]
+    o = m[H_ORDERS] + slot * OF
+    m[G_FREE_ORDER] = m[o + O_NEXT]
     display = cmds[i, c.C_DISPLAY_QTY]
     shown = min(display, leaves) if display > 0 else leaves
-    orders[slot, O_ID] = oid
-    orders[slot, O_ACCOUNT] = acct
-    orders[slot, O_SHOWN] = shown
-    orders[slot, O_HIDDEN] = leaves - shown
-    orders[slot, O_FILLED] = filled
-    orders[slot, O_QTY] = qty
-    orders[slot, O_PRICE] = price
-    orders[slot, O_INSTRUMENT] = instr
-    orders[slot, O_SIDE] = side
-    orders[slot, O_DISPLAY] = display
-    orders[slot, O_TIF] = tif
-    orders[slot, O_STP] = stp
-    orders[slot, O_POST_ONLY] = cmds[i, c.C_POST_ONLY]
-    orders[slot, O_EXPIRE] = cmds[i, c.C_EXPIRE_TS]
-    _rest(orders, levels, books, seg, g, slot)
-    _index(orders, idmap, heap, accounts, g, slot)
+    m[o + O_ID] = oid
+    m[o + O_ACCOUNT] = acct
+    m[o + O_SHOWN] = shown
+    m[o + O_HIDDEN] = leaves - shown
+    m[o + O_FILLED] = filled
+    m[o + O_QTY] = qty
+    m[o + O_PRICE] = price
+    m[o + O_INSTRUMENT] = instr
+    m[o + O_SIDE] = side
+    m[o + O_DISPLAY] = display
+    m[o + O_TIF] = tif
+    m[o + O_STP] = stp
+    m[o + O_POST_ONLY] = cmds[i, c.C_POST_ONLY]
+    m[o + O_EXPIRE] = cmds[i, c.C_EXPIRE_TS]
+    _rest(m, slot)
+    _index(m, slot)
     return ev, n
 
 
 @njit(cache=True)
-def _owned_slot(orders, books, idmap, cmds, i) -> int:
+def _owned_slot(m, cmds, i) -> int:
     oid = cmds[i, c.C_ORDER_ID]
     if oid <= 0:
         return EMPTY
-    slot = _lookup(idmap, oid)
+    slot = _lookup(m, oid)
     if slot == EMPTY:
         return EMPTY
-    if (
-        orders[slot, O_ACCOUNT] != cmds[i, c.C_ACCOUNT]
-        or orders[slot, O_INSTRUMENT] != cmds[i, c.C_INSTRUMENT]
-    ):
+    o = m[H_ORDERS] + slot * OF
+    if m[o + O_ACCOUNT] != cmds[i, c.C_ACCOUNT] or m[o + O_INSTRUMENT] != cmds[i, c.C_INSTRUMENT]:
         return EMPTY
     return slot
 
@@ -1080,191 +1030,168 @@ def _owned_slot(orders, books, idmap, cmds, i) -> int:
 @njit(cache=True)
 def _command_reject(ev, n, cmds, i, code):
     ev = _room(ev, n, 1)
-    n = _put(
-        ev,
-        n,
-        cmds[i, c.C_SEQ],
-        EV_CMD_REJECTED,
-        cmds[i, c.C_INSTRUMENT],
-        cmds[i, c.C_ORDER_ID],
-        cmds[i, c.C_ACCOUNT],
-        0,
-        cmds[i, c.C_PRICE],
-        cmds[i, c.C_QTY],
-        0,
-        0,
-        0,
-        0,
-        code,
-        0,
-        0,
-    )
+    n = _put(ev, n, cmds[i, c.C_SEQ], EV_CMD_REJECTED, cmds[i, c.C_INSTRUMENT],
+             cmds[i, c.C_ORDER_ID], cmds[i, c.C_ACCOUNT], 0, cmds[i, c.C_PRICE],
+             cmds[i, c.C_QTY], 0, 0, 0, 0, code, 0, 0)  # fmt: skip
     return ev, n
 
 
 @njit(cache=True)
-def _cancel(orders, levels, books, seg, idmap, heap, accounts, g, cmds, i, ev, n):
-    slot = _owned_slot(orders, books, idmap, cmds, i)
+def _cancel(m, cmds, i, ev, n):
+    slot = _owned_slot(m, cmds, i)
     if slot == EMPTY:
         return _command_reject(ev, n, cmds, i, RJ_UNKNOWN_ORDER)
-    leaves = orders[slot, O_SHOWN] + orders[slot, O_HIDDEN]
-    _leave_level(orders, levels, books, seg, g, slot)
-    _unindex_and_free(orders, idmap, heap, accounts, g, slot)
-    return _order_event(ev, n, cmds[i, c.C_SEQ], EV_CANCELLED, orders, slot, leaves, 0, 0, CR_USER)
+    o = m[H_ORDERS] + slot * OF
+    leaves = m[o + O_SHOWN] + m[o + O_HIDDEN]
+    _remove(m, slot)
+    ev = _room(ev, n, 1)
+    n = _order_event(ev, n, cmds[i, c.C_SEQ], EV_CANCELLED, m, slot, leaves, 0, 0, CR_USER)
+    return ev, n
 
 
 @njit(cache=True)
-def _replace(orders, levels, books, seg, idmap, heap, accounts, g, cmds, i, ev, n):
-    slot = _owned_slot(orders, books, idmap, cmds, i)
+def _replace(m, cmds, i, ev, n):
+    slot = _owned_slot(m, cmds, i)
     if slot == EMPTY:
         return _command_reject(ev, n, cmds, i, RJ_UNKNOWN_ORDER)
-    instr = orders[slot, O_INSTRUMENT]
-    side = orders[slot, O_SIDE]
+    o = m[H_ORDERS] + slot * OF
+    instr = m[o + O_INSTRUMENT]
+    side = m[o + O_SIDE]
     price = cmds[i, c.C_PRICE]
     qty = cmds[i, c.C_QTY]
-    filled = orders[slot, O_FILLED]
-    code = RJ_OK
-    if price < books[instr, B_MIN_PRICE] or price > books[instr, B_MAX_PRICE]:
-        code = RJ_PRICE_OUT_OF_RANGE
-    elif price % books[instr, B_TICK] != 0:
-        code = RJ_PRICE_OFF_TICK
-    elif qty < books[instr, B_MIN_QTY] or qty > books[instr, B_MAX_QTY]:
-        code = RJ_QUANTITY_OUT_OF_RANGE
-    elif qty % books[instr, B_LOT] != 0:
-        code = RJ_QUANTITY_OFF_LOT
-    elif qty <= filled:
+    filled = m[o + O_FILLED]
+    code = _check_price_qty(m, m[H_BOOKS] + instr * BF, price, qty)
+    if code == RJ_OK and qty <= filled:
         code = RJ_REPLACE_BELOW_FILLED
-    elif orders[slot, O_POST_ONLY] == 1 and _would_take(levels, books, seg, instr, side, price):
+    if code == RJ_OK and m[o + O_POST_ONLY] == 1 and _would_take(m, instr, side, price):
         code = RJ_POST_ONLY_WOULD_TAKE
     if code != RJ_OK:
         return _command_reject(ev, n, cmds, i, code)
     seq = cmds[i, c.C_SEQ]
-    shown = orders[slot, O_SHOWN]
-    hidden = orders[slot, O_HIDDEN]
+    shown = m[o + O_SHOWN]
+    hidden = m[o + O_HIDDEN]
     new_leaves = qty - filled
-    if price == orders[slot, O_PRICE] and new_leaves <= shown + hidden:
-        cut = shown + hidden - new_leaves
+    ev = _room(ev, n, 1)
+    if price == m[o + O_PRICE] and new_leaves <= shown + hidden:
+        cut = shown + hidden - new_leaves  # keeps time priority; hidden quantity goes first
         from_hidden = min(hidden, cut)
-        orders[slot, O_HIDDEN] = hidden - from_hidden
-        orders[slot, O_SHOWN] = shown - (cut - from_hidden)
-        orders[slot, O_QTY] = qty
-        levels[orders[slot, O_LEVEL], L_VISIBLE] -= cut - from_hidden
-        return _order_event(
-            ev, n, seq, EV_REPLACED, orders, slot, qty, new_leaves, orders[slot, O_SHOWN], 0
-        )
-    _leave_level(orders, levels, books, seg, g, slot)
-    orders[slot, O_PRICE] = price
-    ev, n = _order_event(ev, n, seq, EV_REPLACED, orders, slot, qty, new_leaves, 0, 0)
-    oid = orders[slot, O_ID]
+        m[o + O_HIDDEN] = hidden - from_hidden
+        m[o + O_SHOWN] = shown - (cut - from_hidden)
+        m[o + O_QTY] = qty
+        m[m[H_LEVELS] + m[o + O_LEVEL] * LF + L_VISIBLE] -= cut - from_hidden
+        n = _order_event(ev, n, seq, EV_REPLACED, m, slot, qty, new_leaves, m[o + O_SHOWN], 0)
+        return ev, n
+    _leave_level(m, slot)
+    m[o + O_PRICE] = price
+    n = _order_event(ev, n, seq, EV_REPLACED, m, slot, qty, new_leaves, 0, 0)
     ev, n, leaves, filled, qty, alive = _take(
-        orders,
-        levels,
-        books,
-        seg,
-        idmap,
-        heap,
-        accounts,
-        g,
+        m,
         ev,
         n,
         seq,
         instr,
         side,
         price,
-        oid,
-        orders[slot, O_ACCOUNT],
-        orders[slot, O_STP],
+        m[o + O_ID],
+        m[o + O_ACCOUNT],
+        m[o + O_STP],
         new_leaves,
         filled,
         qty,
     )
     if not alive or leaves == 0:
-        orders[slot, O_SHOWN] = 0
-        orders[slot, O_HIDDEN] = 0
-        _unindex_and_free(orders, idmap, heap, accounts, g, slot)
+        m[o + O_SHOWN] = 0
+        m[o + O_HIDDEN] = 0
+        _unindex_and_free(m, slot)
         return ev, n
-    display = orders[slot, O_DISPLAY]
+    display = m[o + O_DISPLAY]
     shown = min(display, leaves) if display > 0 else leaves
-    orders[slot, O_SHOWN] = shown
-    orders[slot, O_HIDDEN] = leaves - shown
-    orders[slot, O_FILLED] = filled
-    orders[slot, O_QTY] = qty
-    _rest(orders, levels, books, seg, g, slot)
+    m[o + O_SHOWN] = shown
+    m[o + O_HIDDEN] = leaves - shown
+    m[o + O_FILLED] = filled
+    m[o + O_QTY] = qty
+    _rest(m, slot)
     return ev, n
 
 
 @njit(cache=True)
-def _mass_cancel(orders, levels, books, seg, idmap, heap, accounts, g, cmds, i, ev, n):
+def _mass_cancel(m, cmds, i, ev, n):
     acct = cmds[i, c.C_ACCOUNT]
     instr = cmds[i, c.C_INSTRUMENT]
-    if acct < 0 or acct >= g[G_MAX_ACCOUNTS]:
+    if acct < 0 or acct >= m[G_MAX_ACCOUNTS]:
         return _command_reject(ev, n, cmds, i, RJ_INVALID_ACCOUNT)
-    if instr != -1 and (instr < 0 or instr >= books.shape[0] or books[instr, B_ACTIVE] == 0):
+    if instr != -1 and (
+        instr < 0 or instr >= m[H_BOOK_CAP] or m[m[H_BOOKS] + instr * BF + B_ACTIVE] == 0
+    ):
         return _command_reject(ev, n, cmds, i, RJ_UNKNOWN_INSTRUMENT)
+    ob = m[H_ORDERS]
+    head = m[m[H_ACCOUNTS] + acct] if acct < m[H_ACCOUNT_CAP] else EMPTY
     count = 0
-    head = accounts[acct] if acct < accounts.shape[0] else EMPTY
     slot = head
     while slot != EMPTY:
-        if instr == -1 or orders[slot, O_INSTRUMENT] == instr:
+        if instr == -1 or m[ob + slot * OF + O_INSTRUMENT] == instr:
             count += 1
-        slot = orders[slot, O_ANEXT]
+        slot = m[ob + slot * OF + O_ANEXT]
     ids = np.empty(count, dtype=np.int64)
     k = 0
     slot = head
     while slot != EMPTY:
-        if instr == -1 or orders[slot, O_INSTRUMENT] == instr:
-            ids[k] = orders[slot, O_ID]
+        if instr == -1 or m[ob + slot * OF + O_INSTRUMENT] == instr:
+            ids[k] = m[ob + slot * OF + O_ID]
             k += 1
-        slot = orders[slot, O_ANEXT]
+        slot = m[ob + slot * OF + O_ANEXT]
     ids.sort()
     seq = cmds[i, c.C_SEQ]
     ev = _room(ev, n, count + 1)
     for k in range(count):
-        slot = _lookup(idmap, ids[k])
-        leaves = orders[slot, O_SHOWN] + orders[slot, O_HIDDEN]
-        _leave_level(orders, levels, books, seg, g, slot)
-        _unindex_and_free(orders, idmap, heap, accounts, g, slot)
-        ev, n = _order_event(ev, n, seq, EV_CANCELLED, orders, slot, leaves, 0, 0, CR_MASS)
+        slot = _lookup(m, ids[k])
+        o = ob + slot * OF
+        leaves = m[o + O_SHOWN] + m[o + O_HIDDEN]
+        _remove(m, slot)
+        n = _order_event(ev, n, seq, EV_CANCELLED, m, slot, leaves, 0, 0, CR_MASS)
     n = _put(ev, n, seq, EV_MASS_DONE, instr, 0, acct, 0, 0, count, 0, 0, 0, 0, 0, 0, 0)
     return ev, n
 
 
 @njit(cache=True)
-def _expire_due(orders, levels, books, seg, idmap, heap, accounts, g, seq, ev, n):
-    now = g[G_NOW]
-    while g[G_HEAP_N] > 0:
-        slot = heap[0]
-        if orders[slot, O_EXPIRE] > now:
+def _expire_due(m, seq, ev, n):
+    now = m[G_NOW]
+    hb = m[H_HEAP]
+    while m[G_HEAP_N] > 0:
+        slot = m[hb]
+        o = m[H_ORDERS] + slot * OF
+        if m[o + O_EXPIRE] > now:
             break
-        leaves = orders[slot, O_SHOWN] + orders[slot, O_HIDDEN]
-        _leave_level(orders, levels, books, seg, g, slot)
-        _unindex_and_free(orders, idmap, heap, accounts, g, slot)
-        ev, n = _order_event(ev, n, seq, EV_EXPIRED, orders, slot, leaves, 0, 0, 0)
+        leaves = m[o + O_SHOWN] + m[o + O_HIDDEN]
+        _remove(m, slot)
+        ev = _room(ev, n, 1)
+        n = _order_event(ev, n, seq, EV_EXPIRED, m, slot, leaves, 0, 0, 0)
     return ev, n
 
 
 @njit(cache=True)
-def _segment_must_move_but_cannot(books, seg, g, instr, s) -> bool:
-    cap = books[instr, B_SEG_CAP + 3 * s]
-    full = books[instr, B_SEG_LEN + 3 * s] == cap
-    return full and g[G_SEG_HWM] + max(MIN_SEGMENT, 2 * cap) > seg.shape[0]
+def _segment_must_move_but_cannot(m, instr, s) -> bool:
+    b = m[H_BOOKS] + instr * BF + 3 * s
+    cap = m[b + B_SEG_CAP]
+    full = m[b + B_SEG_LEN] == cap
+    return full and m[G_SEG_HWM] + max(MIN_SEGMENT, 2 * cap) > m[H_SEG_CAP]
 
 
 @njit(cache=True)
-def _needs_growth(orders, books, seg, accounts, g, cmds, i) -> int:
+def _needs_growth(m, cmds, i) -> int:
     kind = cmds[i, c.C_KIND]
     if kind != NEW_ORDER and kind != REPLACE_ORDER:
         return DONE
     if kind == NEW_ORDER:
-        if g[G_FREE_ORDER] == EMPTY and orders.shape[0] < g[G_MAX_ORDERS]:
+        if m[G_FREE_ORDER] == EMPTY and m[H_ORDER_CAP] < m[G_MAX_ORDERS]:
             return GROW_ORDERS
         acct = cmds[i, c.C_ACCOUNT]
-        if accounts.shape[0] <= acct < g[G_MAX_ACCOUNTS]:
+        if m[H_ACCOUNT_CAP] <= acct < m[G_MAX_ACCOUNTS]:
             return GROW_ACCOUNTS
     instr = cmds[i, c.C_INSTRUMENT]
-    if 0 <= instr < books.shape[0]:
+    if 0 <= instr < m[H_BOOK_CAP]:
         for s in range(2):
-            if _segment_must_move_but_cannot(books, seg, g, instr, s):
+            if _segment_must_move_but_cannot(m, instr, s):
                 return GROW_SEGMENTS
     return DONE
 
@@ -1276,31 +1203,35 @@ def run_batch(state, cmds, start, end, ev, n):
     A status other than DONE means the command at ``next index`` needs a bigger pool;
     nothing of it has been applied, so the caller grows the pool and calls again.
     """
-    orders, levels, books, seg, idmap, heap, accounts, g = state
+    m = _borrow(state[0])
+    cm = _borrow2(cmds)
+    out = _borrow2(ev)
+    status = DONE
+    stop = end
     for i in range(start, end):
-        need = _needs_growth(orders, books, seg, accounts, g, cmds, i)
+        need = _needs_growth(m, cm, i)
         if need != DONE:
-            return need, i, ev, n
-        if cmds[i, c.C_TS] > g[G_NOW]:
-            g[G_NOW] = cmds[i, c.C_TS]
-        if g[G_HEAP_N] > 0:
-            ev, n = _expire_due(
-                orders, levels, books, seg, idmap, heap, accounts, g, cmds[i, c.C_SEQ], ev, n
-            )
-        kind = cmds[i, c.C_KIND]
+            status = need
+            stop = i
+            break
+        if cm[i, c.C_TS] > m[G_NOW]:
+            m[G_NOW] = cm[i, c.C_TS]
+        if m[G_HEAP_N] > 0:
+            out, n = _expire_due(m, cm[i, c.C_SEQ], out, n)
+        kind = cm[i, c.C_KIND]
         if kind == NEW_ORDER:
-            ev, n = _new_order(orders, levels, books, seg, idmap, heap, accounts, g, cmds, i, ev, n)
+            out, n = _new_order(m, cm, i, out, n)
         elif kind == CANCEL_ORDER:
-            ev, n = _cancel(orders, levels, books, seg, idmap, heap, accounts, g, cmds, i, ev, n)
+            out, n = _cancel(m, cm, i, out, n)
         elif kind == REPLACE_ORDER:
-            ev, n = _replace(orders, levels, books, seg, idmap, heap, accounts, g, cmds, i, ev, n)
+            out, n = _replace(m, cm, i, out, n)
         elif kind == MASS_CANCEL:
-            ev, n = _mass_cancel(
-                orders, levels, books, seg, idmap, heap, accounts, g, cmds, i, ev, n
-            )
+            out, n = _mass_cancel(m, cm, i, out, n)
         elif kind != CLOCK_TICK:
-            ev, n = _command_reject(ev, n, cmds, i, RJ_INVALID_COMMAND)
-    return DONE, end, ev, n
+            out, n = _command_reject(out, n, cm, i, RJ_INVALID_COMMAND)
+    if out.ctypes.data == ev.ctypes.data:
+        return status, stop, ev, n  # not grown: hand back the caller's own buffer
+    return status, stop, out, n
 
 
 # =========================================================================================
@@ -1309,99 +1240,103 @@ def run_batch(state, cmds, start, end, ev, n):
 @njit(cache=True)
 def depth(state, instr, side, max_levels):
     """Top levels of one side as (price, visible qty, order count) rows, best first."""
-    levels, books, seg = state[1], state[2], state[3]
-    s = side - 1
-    start = books[instr, B_SEG_START + 3 * s]
-    nlev = books[instr, B_SEG_LEN + 3 * s]
+    m = state[0]
+    b = m[H_BOOKS] + instr * BF + 3 * (side - 1)
+    start = m[b + B_SEG_START]
+    nlev = m[b + B_SEG_LEN]
     k = min(nlev, max_levels)
     out = np.empty((k, 3), dtype=np.int64)
     for j in range(k):
-        lvl = seg[start + nlev - 1 - j, 1]
-        out[j, 0] = levels[lvl, L_PRICE]
-        out[j, 1] = levels[lvl, L_VISIBLE]
-        out[j, 2] = levels[lvl, L_COUNT]
+        lrow = m[H_LEVELS] + m[m[H_SEG] + 2 * (start + nlev - 1 - j) + 1] * LF
+        out[j, 0] = m[lrow + L_PRICE]
+        out[j, 1] = m[lrow + L_VISIBLE]
+        out[j, 2] = m[lrow + L_COUNT]
     return out
 
 
 @njit(cache=True)
 def level_order_ids(state, instr, side, price):
-    orders, levels, books, seg = state[0], state[1], state[2], state[3]
-    lvl = _find_level(books, seg, instr, side, price)
+    m = state[0]
+    lvl = _find_level(m, instr, side, price)
     if lvl == EMPTY:
         return np.empty(0, dtype=np.int64)
-    out = np.empty(levels[lvl, L_COUNT], dtype=np.int64)
-    slot = levels[lvl, L_HEAD]
+    lrow = m[H_LEVELS] + lvl * LF
+    out = np.empty(m[lrow + L_COUNT], dtype=np.int64)
+    slot = m[lrow + L_HEAD]
     k = 0
     while slot != EMPTY:
-        out[k] = orders[slot, O_ID]
+        out[k] = m[m[H_ORDERS] + slot * OF + O_ID]
         k += 1
-        slot = orders[slot, O_NEXT]
+        slot = m[m[H_ORDERS] + slot * OF + O_NEXT]
     return out
 
 
 @njit(cache=True)
 def snapshot_orders(state):
     """Resting orders in canonical order: instrument, bids then asks, best first, FIFO."""
-    orders, levels, books, seg, g = state[0], state[1], state[2], state[3], state[7]
-    out = np.empty((g[G_LIVE], c.N_SNAPSHOT_FIELDS), dtype=np.int64)
+    m = state[0]
+    out = np.empty((m[G_LIVE], c.N_SNAPSHOT_FIELDS), dtype=np.int64)
+    ob = m[H_ORDERS]
     k = 0
-    for instr in range(books.shape[0]):
-        if books[instr, B_ACTIVE] == 0:
+    for instr in range(m[H_BOOK_CAP]):
+        if m[m[H_BOOKS] + instr * BF + B_ACTIVE] == 0:
             continue
         for s in range(2):
-            start = books[instr, B_SEG_START + 3 * s]
-            nlev = books[instr, B_SEG_LEN + 3 * s]
-            for pos in range(start + nlev - 1, start - 1, -1):
-                slot = levels[seg[pos, 1], L_HEAD]
+            b = m[H_BOOKS] + instr * BF + 3 * s
+            start = m[b + B_SEG_START]
+            for pos in range(start + m[b + B_SEG_LEN] - 1, start - 1, -1):
+                slot = m[m[H_LEVELS] + m[m[H_SEG] + 2 * pos + 1] * LF + L_HEAD]
                 while slot != EMPTY:
+                    o = ob + slot * OF
                     out[k, c.S_INSTRUMENT] = instr
                     out[k, c.S_SIDE] = s + 1
-                    out[k, c.S_PRICE] = orders[slot, O_PRICE]
-                    out[k, c.S_ORDER_ID] = orders[slot, O_ID]
-                    out[k, c.S_ACCOUNT] = orders[slot, O_ACCOUNT]
-                    out[k, c.S_QTY] = orders[slot, O_QTY]
-                    out[k, c.S_FILLED] = orders[slot, O_FILLED]
-                    out[k, c.S_SHOWN] = orders[slot, O_SHOWN]
-                    out[k, c.S_HIDDEN] = orders[slot, O_HIDDEN]
-                    out[k, c.S_DISPLAY] = orders[slot, O_DISPLAY]
-                    out[k, c.S_TIF] = orders[slot, O_TIF]
-                    out[k, c.S_STP] = orders[slot, O_STP]
-                    out[k, c.S_POST_ONLY] = orders[slot, O_POST_ONLY]
-                    out[k, c.S_EXPIRE_TS] = orders[slot, O_EXPIRE]
+                    out[k, c.S_PRICE] = m[o + O_PRICE]
+                    out[k, c.S_ORDER_ID] = m[o + O_ID]
+                    out[k, c.S_ACCOUNT] = m[o + O_ACCOUNT]
+                    out[k, c.S_QTY] = m[o + O_QTY]
+                    out[k, c.S_FILLED] = m[o + O_FILLED]
+                    out[k, c.S_SHOWN] = m[o + O_SHOWN]
+                    out[k, c.S_HIDDEN] = m[o + O_HIDDEN]
+                    out[k, c.S_DISPLAY] = m[o + O_DISPLAY]
+                    out[k, c.S_TIF] = m[o + O_TIF]
+                    out[k, c.S_STP] = m[o + O_STP]
+                    out[k, c.S_POST_ONLY] = m[o + O_POST_ONLY]
+                    out[k, c.S_EXPIRE_TS] = m[o + O_EXPIRE]
                     k += 1
-                    slot = orders[slot, O_NEXT]
+                    slot = m[o + O_NEXT]
     return out
 
 
 @njit(cache=True)
 def load_orders(state, rows, start):
     """Append snapshot rows from ``start``; returns (status, next row) like ``run_batch``."""
-    orders, levels, books, seg, idmap, heap, accounts, g = state
+    m = _borrow(state[0])
     for k in range(start, rows.shape[0]):
         instr = rows[k, c.S_INSTRUMENT]
-        if g[G_FREE_ORDER] == EMPTY:
+        if m[G_FREE_ORDER] == EMPTY:
             return GROW_ORDERS, k
-        if rows[k, c.S_ACCOUNT] >= accounts.shape[0]:
+        if rows[k, c.S_ACCOUNT] >= m[H_ACCOUNT_CAP]:
             return GROW_ACCOUNTS, k
         for s in range(2):
-            if _segment_must_move_but_cannot(books, seg, g, instr, s):
+            if _segment_must_move_but_cannot(m, instr, s):
                 return GROW_SEGMENTS, k
-        slot = g[G_FREE_ORDER]
-        g[G_FREE_ORDER] = orders[slot, O_NEXT]
-        orders[slot, O_ID] = rows[k, c.S_ORDER_ID]
-        orders[slot, O_ACCOUNT] = rows[k, c.S_ACCOUNT]
-        orders[slot, O_SHOWN] = rows[k, c.S_SHOWN]
-        orders[slot, O_HIDDEN] = rows[k, c.S_HIDDEN]
-        orders[slot, O_FILLED] = rows[k, c.S_FILLED]
-        orders[slot, O_QTY] = rows[k, c.S_QTY]
-        orders[slot, O_PRICE] = rows[k, c.S_PRICE]
-        orders[slot, O_INSTRUMENT] = instr
-        orders[slot, O_SIDE] = rows[k, c.S_SIDE]
-        orders[slot, O_DISPLAY] = rows[k, c.S_DISPLAY]
-        orders[slot, O_TIF] = rows[k, c.S_TIF]
-        orders[slot, O_STP] = rows[k, c.S_STP]
-        orders[slot, O_POST_ONLY] = rows[k, c.S_POST_ONLY]
-        orders[slot, O_EXPIRE] = rows[k, c.S_EXPIRE_TS]
-        _rest(orders, levels, books, seg, g, slot)
-        _index(orders, idmap, heap, accounts, g, slot)
+        slot = m[G_FREE_ORDER]
+        o = m[H_ORDERS] + slot * OF
+        m[G_FREE_ORDER] = m[o + O_NEXT]
+        m[o + O_ID] = rows[k, c.S_ORDER_ID]
+        m[o + O_ACCOUNT] = rows[k, c.S_ACCOUNT]
+        m[o + O_SHOWN] = rows[k, c.S_SHOWN]
+        m[o + O_HIDDEN] = rows[k, c.S_HIDDEN]
+        m[o + O_FILLED] = rows[k, c.S_FILLED]
+        m[o + O_QTY] = rows[k, c.S_QTY]
+        m[o + O_PRICE] = rows[k, c.S_PRICE]
+        m[o + O_INSTRUMENT] = instr
+        m[o + O_SIDE] = rows[k, c.S_SIDE]
+        m[o + O_DISPLAY] = rows[k, c.S_DISPLAY]
+        m[o + O_TIF] = rows[k, c.S_TIF]
+        m[o + O_STP] = rows[k, c.S_STP]
+        m[o + O_POST_ONLY] = rows[k, c.S_POST_ONLY]
+        m[o + O_EXPIRE] = rows[k, c.S_EXPIRE_TS]
+        _rest(m, slot)
+        _index(m, slot)
     return DONE, rows.shape[0]
