@@ -54,15 +54,23 @@ class FastBook(OrderBook):
         cmds = np.ascontiguousarray(commands, dtype=np.int64)
         if cmds.ndim != 2 or cmds.shape[1] != c.N_COMMAND_FIELDS:
             raise ValueError(f"commands must have shape (n, {c.N_COMMAND_FIELDS})")
-        ev, n = self.events_buffer, 0
-        start, end = 0, cmds.shape[0]
+        drained: list[np.ndarray] = []
+        n, start, end = 0, 0, cmds.shape[0]
         while True:
-            status, start, ev, n = k.run_batch(self.state, cmds, start, end, ev, n)
+            status, start, ev, n = k.run_batch(
+                self.state, cmds, start, end, self.events_buffer, np.int64(n)
+            )
             if status == k.DONE:
                 break
-            self._grow(status, cmds[start])
-        self.events_buffer = ev
-        return ev[:n].copy()
+            if status != k.NEED_EVENT_ROOM:
+                self._grow(status, cmds[start])
+            elif n:
+                drained.append(ev[:n].copy())
+                n = 0
+            else:  # one command may write more rows than the whole buffer holds
+                self.events_buffer = np.zeros((2 * len(ev), c.N_EVENT_FIELDS), dtype=np.int64)
+        drained.append(self.events_buffer[:n].copy())
+        return drained[0] if len(drained) == 1 else np.concatenate(drained)
 
     def snapshot(self) -> BookSnapshot:
         g = self._mem

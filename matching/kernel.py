@@ -95,13 +95,15 @@ B_MAX_QTY = 6
 B_SEG_START = 7  # + 3 * side index (0 bids, 1 asks)
 B_SEG_LEN = 8
 B_SEG_CAP = 9
-BF = 13
+B_WEIGHT = 13  # + side index: how many times a taker can touch that side
+BF = 15
 
 # --- run_batch status ----------------------------------------------------------------------
 DONE = 0
 GROW_ORDERS = 1
 GROW_SEGMENTS = 2
 GROW_ACCOUNTS = 3
+NEED_EVENT_ROOM = 4  # the event buffer must be drained (or grown) first
 
 MIN_SEGMENT = 8
 EMPTY = -1
@@ -625,6 +627,7 @@ def _rest(m: np.ndarray, slot: int) -> None:
     lrow = m[H_LEVELS] + lvl * LF
     m[lrow + L_COUNT] += 1
     m[lrow + L_VISIBLE] += m[o + O_SHOWN]
+    _add_weight(m, o, _weight(m, o))
 
 
 @njit(cache=True)
@@ -636,6 +639,7 @@ def _leave_level(m: np.ndarray, slot: int) -> None:
     _unlink(m, lvl, slot)
     m[lrow + L_VISIBLE] -= m[o + O_SHOWN]
     m[lrow + L_COUNT] -= 1
+    _add_weight(m, o, -_weight(m, o))
     if m[lrow + L_COUNT] == 0:
         _drop_level(m, m[o + O_INSTRUMENT], m[o + O_SIDE], lvl)
 
@@ -683,19 +687,23 @@ def _remove(m: np.ndarray, slot: int) -> None:
     _unindex_and_free(m, slot)
 
 
+@njit(cache=True)
+def _weight(m: np.ndarray, o: int) -> int:
+    """Most times one taker can meet this resting order: once per displayed slice."""
+    display = m[o + O_DISPLAY]
+    if display == 0:
+        return 1
+    return 1 + (m[o + O_HIDDEN] + display - 1) // display
+
+
+@njit(cache=True)
+def _add_weight(m: np.ndarray, o: int, delta: int) -> None:
+    m[m[H_BOOKS] + m[o + O_INSTRUMENT] * BF + B_WEIGHT + m[o + O_SIDE] - 1] += delta
+
+
 # =========================================================================================
 # Events
 # =========================================================================================
-@njit(cache=True)
-def _room(ev: np.ndarray, n: int, k: int) -> np.ndarray:
-    """The event buffer, doubled if fewer than ``k`` rows are free."""
-    if n + k <= ev.shape[0]:
-        return ev
-    bigger = np.zeros((max(2 * ev.shape[0], n + k), NE), dtype=np.int64)
-    bigger[:n] = ev[:n]
-    return bigger
-
-
 @njit(cache=True)
 def _put(
     ev: np.ndarray,
@@ -804,8 +812,8 @@ def _would_take(m, instr, side, price) -> bool:
 def _take(m, ev, n, seq, instr, side, limit, oid, acct, stp, leaves, filled, qty):
     """Trade a taker against the opposite side.
 
-    Returns ``(ev, n, leaves, filled, qty, alive)``; ``alive`` is False when self-trade
-    prevention cancelled the taker.
+    Returns ``(n, leaves, filled, qty, alive)``; ``alive`` is False when self-trade
+    prevention cancelled the taker. ``run_batch`` has checked that ``ev`` has room.
     """
     ob = m[H_ORDERS]
     lb = m[H_LEVELS]
@@ -822,7 +830,6 @@ def _take(m, ev, n, seq, instr, side, limit, oid, acct, stp, leaves, filled, qty
             if mk == EMPTY:
                 break  # the level emptied and was dropped
             o = ob + mk * OF
-            ev = _room(ev, n, 2)
             if m[o + O_ACCOUNT] == acct:
                 m_leaves = m[o + O_SHOWN] + m[o + O_HIDDEN]
                 if stp == STP_OLDEST or stp == STP_BOTH:
@@ -831,17 +838,18 @@ def _take(m, ev, n, seq, instr, side, limit, oid, acct, stp, leaves, filled, qty
                     if stp == STP_OLDEST:
                         continue
                 if stp == STP_NEWEST or stp == STP_BOTH:
-                    ev = _room(ev, n, 1)
                     n = _put(ev, n, seq, EV_CANCELLED, instr, oid, acct, side, limit, leaves,
                              0, 0, 0, 0, CR_SELF, 0, 0)  # fmt: skip
-                    return ev, n, 0, filled, qty, False
+                    return n, 0, filled, qty, False
                 # decrement and cancel: both shrink by the smaller size, hidden first
                 dec = min(leaves, m_leaves)
                 from_hidden = min(m[o + O_HIDDEN], dec)
+                _add_weight(m, o, -_weight(m, o))
                 m[o + O_HIDDEN] -= from_hidden
                 m[o + O_SHOWN] -= dec - from_hidden
                 m[o + O_QTY] -= dec
                 m[lrow + L_VISIBLE] -= dec - from_hidden
+                _add_weight(m, o, _weight(m, o))
                 m_left = m_leaves - dec
                 m_shown = m[o + O_SHOWN]
                 if m_left == 0:
@@ -849,11 +857,10 @@ def _take(m, ev, n, seq, instr, side, limit, oid, acct, stp, leaves, filled, qty
                 n = _order_event(ev, n, seq, EV_CANCELLED, m, mk, dec, m_left, m_shown, CR_SELF)
                 leaves -= dec
                 qty -= dec
-                ev = _room(ev, n, 1)
                 n = _put(ev, n, seq, EV_CANCELLED, instr, oid, acct, side, limit, dec, leaves,
                          0, 0, 0, CR_SELF, 0, 0)  # fmt: skip
                 if leaves == 0:
-                    return ev, n, 0, filled, qty, False
+                    return n, 0, filled, qty, False
                 continue
             m_shown = m[o + O_SHOWN]
             q = leaves if leaves < m_shown else m_shown
@@ -867,9 +874,11 @@ def _take(m, ev, n, seq, instr, side, limit, oid, acct, stp, leaves, filled, qty
             m_hidden = m[o + O_HIDDEN]
             if m_shown == 0 and m_hidden > 0:
                 refill = min(m[o + O_DISPLAY], m_hidden)
+                _add_weight(m, o, -_weight(m, o))
                 m_hidden -= refill
                 m_shown = refill
                 m[o + O_HIDDEN] = m_hidden
+                _add_weight(m, o, _weight(m, o))
                 m[lrow + L_VISIBLE] += refill
                 if m[lrow + L_TAIL] != mk:  # a refill goes to the back of the level
                     _unlink(m, lvl, mk)
@@ -883,7 +892,7 @@ def _take(m, ev, n, seq, instr, side, limit, oid, acct, stp, leaves, filled, qty
                      TAKER, 0, m_id, m_acct)  # fmt: skip
             if m_shown == 0:
                 _remove(m, mk)
-    return ev, n, leaves, filled, qty, True
+    return n, leaves, filled, qty, True
 
 
 # =========================================================================================
@@ -965,30 +974,25 @@ def _new_order(m, cmds, i, ev, n):
     price = cmds[i, c.C_PRICE]
     qty = cmds[i, c.C_QTY]
     code = _validate_new(m, cmds, i)
-    ev = _room(ev, n, 1)
     if code != RJ_OK:
         n = _put(ev, n, seq, EV_REJECTED, instr, oid, acct, side, price, qty, 0, 0, 0, 0,
                  code, 0, 0)  # fmt: skip
-        return ev, n
+        return n
     n = _put(ev, n, seq, EV_ACCEPTED, instr, oid, acct, side, price, qty, qty, 0, 0, 0, 0,
              0, 0)  # fmt: skip
     tif = cmds[i, c.C_TIF]
     stp = cmds[i, c.C_STP]
     if tif == FOK and not _fok_fillable(m, instr, side, price, acct, stp, qty):
-        ev = _room(ev, n, 1)
-        n = _put(ev, n, seq, EV_CANCELLED, instr, oid, acct, side, price, qty, 0, 0, 0, 0,
-                 CR_FOK, 0, 0)  # fmt: skip
-        return ev, n
-    ev, n, leaves, filled, qty, alive = _take(
+        return _put(ev, n, seq, EV_CANCELLED, instr, oid, acct, side, price, qty, 0, 0, 0, 0,
+                    CR_FOK, 0, 0)  # fmt: skip
+    n, leaves, filled, qty, alive = _take(
         m, ev, n, seq, instr, side, price, oid, acct, stp, qty, 0, qty
     )
     if not alive or leaves == 0:
-        return ev, n
+        return n
     if tif != GTC and tif != GTD:
-        ev = _room(ev, n, 1)
-        n = _put(ev, n, seq, EV_CANCELLED, instr, oid, acct, side, price, leaves, 0, 0, 0, 0,
-                 CR_IOC, 0, 0)  # fmt: skip
-        return ev, n
+        return _put(ev, n, seq, EV_CANCELLED, instr, oid, acct, side, price, leaves, 0, 0, 0, 0,
+                    CR_IOC, 0, 0)  # fmt: skip
     slot = m[G_FREE_ORDER]
     o = m[H_ORDERS] + slot * OF
     m[G_FREE_ORDER] = m[o + O_NEXT]
@@ -1010,7 +1014,7 @@ def _new_order(m, cmds, i, ev, n):
     m[o + O_EXPIRE] = cmds[i, c.C_EXPIRE_TS]
     _rest(m, slot)
     _index(m, slot)
-    return ev, n
+    return n
 
 
 @njit(cache=True)
@@ -1029,11 +1033,9 @@ def _owned_slot(m, cmds, i) -> int:
 
 @njit(cache=True)
 def _command_reject(ev, n, cmds, i, code):
-    ev = _room(ev, n, 1)
-    n = _put(ev, n, cmds[i, c.C_SEQ], EV_CMD_REJECTED, cmds[i, c.C_INSTRUMENT],
+    return _put(ev, n, cmds[i, c.C_SEQ], EV_CMD_REJECTED, cmds[i, c.C_INSTRUMENT],
              cmds[i, c.C_ORDER_ID], cmds[i, c.C_ACCOUNT], 0, cmds[i, c.C_PRICE],
              cmds[i, c.C_QTY], 0, 0, 0, 0, code, 0, 0)  # fmt: skip
-    return ev, n
 
 
 @njit(cache=True)
@@ -1044,9 +1046,7 @@ def _cancel(m, cmds, i, ev, n):
     o = m[H_ORDERS] + slot * OF
     leaves = m[o + O_SHOWN] + m[o + O_HIDDEN]
     _remove(m, slot)
-    ev = _room(ev, n, 1)
-    n = _order_event(ev, n, cmds[i, c.C_SEQ], EV_CANCELLED, m, slot, leaves, 0, 0, CR_USER)
-    return ev, n
+    return _order_event(ev, n, cmds[i, c.C_SEQ], EV_CANCELLED, m, slot, leaves, 0, 0, CR_USER)
 
 
 @njit(cache=True)
@@ -1071,20 +1071,20 @@ def _replace(m, cmds, i, ev, n):
     shown = m[o + O_SHOWN]
     hidden = m[o + O_HIDDEN]
     new_leaves = qty - filled
-    ev = _room(ev, n, 1)
     if price == m[o + O_PRICE] and new_leaves <= shown + hidden:
         cut = shown + hidden - new_leaves  # keeps time priority; hidden quantity goes first
         from_hidden = min(hidden, cut)
+        _add_weight(m, o, -_weight(m, o))
         m[o + O_HIDDEN] = hidden - from_hidden
         m[o + O_SHOWN] = shown - (cut - from_hidden)
+        _add_weight(m, o, _weight(m, o))
         m[o + O_QTY] = qty
         m[m[H_LEVELS] + m[o + O_LEVEL] * LF + L_VISIBLE] -= cut - from_hidden
-        n = _order_event(ev, n, seq, EV_REPLACED, m, slot, qty, new_leaves, m[o + O_SHOWN], 0)
-        return ev, n
+        return _order_event(ev, n, seq, EV_REPLACED, m, slot, qty, new_leaves, m[o + O_SHOWN], 0)
     _leave_level(m, slot)
     m[o + O_PRICE] = price
     n = _order_event(ev, n, seq, EV_REPLACED, m, slot, qty, new_leaves, 0, 0)
-    ev, n, leaves, filled, qty, alive = _take(
+    n, leaves, filled, qty, alive = _take(
         m,
         ev,
         n,
@@ -1103,7 +1103,7 @@ def _replace(m, cmds, i, ev, n):
         m[o + O_SHOWN] = 0
         m[o + O_HIDDEN] = 0
         _unindex_and_free(m, slot)
-        return ev, n
+        return n
     display = m[o + O_DISPLAY]
     shown = min(display, leaves) if display > 0 else leaves
     m[o + O_SHOWN] = shown
@@ -1111,7 +1111,22 @@ def _replace(m, cmds, i, ev, n):
     m[o + O_FILLED] = filled
     m[o + O_QTY] = qty
     _rest(m, slot)
-    return ev, n
+    return n
+
+
+@njit(cache=True)
+def _account_orders(m, acct, instr) -> int:
+    """How many resting orders ``acct`` has (on ``instr``, or anywhere for -1)."""
+    if acct < 0 or acct >= m[H_ACCOUNT_CAP]:
+        return 0
+    ob = m[H_ORDERS]
+    count = 0
+    slot = m[m[H_ACCOUNTS] + acct]
+    while slot != EMPTY:
+        if instr == -1 or m[ob + slot * OF + O_INSTRUMENT] == instr:
+            count += 1
+        slot = m[ob + slot * OF + O_ANEXT]
+    return count
 
 
 @njit(cache=True)
@@ -1126,12 +1141,7 @@ def _mass_cancel(m, cmds, i, ev, n):
         return _command_reject(ev, n, cmds, i, RJ_UNKNOWN_INSTRUMENT)
     ob = m[H_ORDERS]
     head = m[m[H_ACCOUNTS] + acct] if acct < m[H_ACCOUNT_CAP] else EMPTY
-    count = 0
-    slot = head
-    while slot != EMPTY:
-        if instr == -1 or m[ob + slot * OF + O_INSTRUMENT] == instr:
-            count += 1
-        slot = m[ob + slot * OF + O_ANEXT]
+    count = _account_orders(m, acct, instr)
     ids = np.empty(count, dtype=np.int64)
     k = 0
     slot = head
@@ -1142,31 +1152,68 @@ def _mass_cancel(m, cmds, i, ev, n):
         slot = m[ob + slot * OF + O_ANEXT]
     ids.sort()
     seq = cmds[i, c.C_SEQ]
-    ev = _room(ev, n, count + 1)
     for k in range(count):
         slot = _lookup(m, ids[k])
         o = ob + slot * OF
         leaves = m[o + O_SHOWN] + m[o + O_HIDDEN]
         _remove(m, slot)
         n = _order_event(ev, n, seq, EV_CANCELLED, m, slot, leaves, 0, 0, CR_MASS)
-    n = _put(ev, n, seq, EV_MASS_DONE, instr, 0, acct, 0, 0, count, 0, 0, 0, 0, 0, 0, 0)
-    return ev, n
+    return _put(ev, n, seq, EV_MASS_DONE, instr, 0, acct, 0, 0, count, 0, 0, 0, 0, 0, 0, 0)
 
 
 @njit(cache=True)
 def _expire_due(m, seq, ev, n):
+    """Expire due GTD orders while the buffer has room; the rest wait for the next call."""
     now = m[G_NOW]
     hb = m[H_HEAP]
-    while m[G_HEAP_N] > 0:
+    while m[G_HEAP_N] > 0 and n < ev.shape[0]:
         slot = m[hb]
         o = m[H_ORDERS] + slot * OF
         if m[o + O_EXPIRE] > now:
             break
         leaves = m[o + O_SHOWN] + m[o + O_HIDDEN]
         _remove(m, slot)
-        ev = _room(ev, n, 1)
         n = _order_event(ev, n, seq, EV_EXPIRED, m, slot, leaves, 0, 0, 0)
-    return ev, n
+    return n
+
+
+@njit(cache=True)
+def _expiry_pending(m) -> bool:
+    if m[G_HEAP_N] == 0:
+        return False
+    return m[m[H_ORDERS] + m[m[H_HEAP]] * OF + O_EXPIRE] <= m[G_NOW]
+
+
+@njit(cache=True)
+def _event_bound(m, cmds, i) -> int:
+    """Most event rows command ``i`` can write: room is checked before anything changes."""
+    kind = cmds[i, c.C_KIND]
+    if kind == MASS_CANCEL:
+        return 1 + _account_orders(m, cmds[i, c.C_ACCOUNT], cmds[i, c.C_INSTRUMENT])
+    if kind != NEW_ORDER and kind != REPLACE_ORDER:
+        return 1
+    instr = cmds[i, c.C_INSTRUMENT]
+    if instr < 0 or instr >= m[H_BOOK_CAP]:
+        return 1
+    if kind == NEW_ORDER:
+        side = cmds[i, c.C_SIDE]
+        stp = cmds[i, c.C_STP]
+        if side != BUY and side != SELL:
+            return 1
+    else:
+        slot = _owned_slot(m, cmds, i)
+        if slot == EMPTY:
+            return 1
+        side = m[m[H_ORDERS] + slot * OF + O_SIDE]
+        stp = m[m[H_ORDERS] + slot * OF + O_STP]
+    b = m[H_BOOKS] + instr * BF
+    touches = m[b + B_WEIGHT + 2 - side]
+    qty = cmds[i, c.C_QTY]
+    # Every fill or decrement takes at least a lot; only CANCEL_OLDEST can meet many
+    # of the taker's own orders without shrinking it.
+    if stp != STP_OLDEST and qty >= 0 and m[b + B_LOT] > 0:
+        touches = min(touches, qty // m[b + B_LOT] + 1)
+    return 2 + 2 * touches
 
 
 @njit(cache=True)
@@ -1198,40 +1245,41 @@ def _needs_growth(m, cmds, i) -> int:
 
 @njit(cache=True)
 def run_batch(state, cmds, start, end, ev, n):
-    """Process ``cmds[start:end]``; returns ``(status, next index, event buffer, events)``.
+    """Process ``cmds[start:end]``, writing events into ``ev`` from row ``n``.
 
-    A status other than DONE means the command at ``next index`` needs a bigger pool;
-    nothing of it has been applied, so the caller grows the pool and calls again.
+    Returns ``(status, next index, ev, events written)``. A status other than DONE
+    means the command at ``next index`` did not run: a pool must grow (GROW_*) or the
+    event buffer must be drained or enlarged (NEED_EVENT_ROOM); nothing of it has been
+    applied except GTD expiries already due, so the caller acts and calls again.
     """
     m = _borrow(state[0])
     cm = _borrow2(cmds)
     out = _borrow2(ev)
-    status = DONE
-    stop = end
+    cap = out.shape[0]
     for i in range(start, end):
         need = _needs_growth(m, cm, i)
         if need != DONE:
-            status = need
-            stop = i
-            break
+            return need, i, ev, n
         if cm[i, c.C_TS] > m[G_NOW]:
             m[G_NOW] = cm[i, c.C_TS]
         if m[G_HEAP_N] > 0:
-            out, n = _expire_due(m, cm[i, c.C_SEQ], out, n)
+            n = _expire_due(m, cm[i, c.C_SEQ], out, n)
+            if _expiry_pending(m):
+                return NEED_EVENT_ROOM, i, ev, n
+        if n + _event_bound(m, cm, i) > cap:
+            return NEED_EVENT_ROOM, i, ev, n
         kind = cm[i, c.C_KIND]
         if kind == NEW_ORDER:
-            out, n = _new_order(m, cm, i, out, n)
+            n = _new_order(m, cm, i, out, n)
         elif kind == CANCEL_ORDER:
-            out, n = _cancel(m, cm, i, out, n)
+            n = _cancel(m, cm, i, out, n)
         elif kind == REPLACE_ORDER:
-            out, n = _replace(m, cm, i, out, n)
+            n = _replace(m, cm, i, out, n)
         elif kind == MASS_CANCEL:
-            out, n = _mass_cancel(m, cm, i, out, n)
+            n = _mass_cancel(m, cm, i, out, n)
         elif kind != CLOCK_TICK:
-            out, n = _command_reject(out, n, cm, i, RJ_INVALID_COMMAND)
-    if out.ctypes.data == ev.ctypes.data:
-        return status, stop, ev, n  # not grown: hand back the caller's own buffer
-    return status, stop, out, n
+            n = _command_reject(out, n, cm, i, RJ_INVALID_COMMAND)
+    return DONE, end, ev, n
 
 
 # =========================================================================================
