@@ -1039,8 +1039,7 @@ def _command_reject(ev, n, cmds, i, code):
 
 
 @njit(cache=True)
-def _cancel(m, cmds, i, ev, n):
-    slot = _owned_slot(m, cmds, i)
+def _cancel(m, cmds, i, ev, n, slot):
     if slot == EMPTY:
         return _command_reject(ev, n, cmds, i, RJ_UNKNOWN_ORDER)
     o = m[H_ORDERS] + slot * OF
@@ -1050,8 +1049,7 @@ def _cancel(m, cmds, i, ev, n):
 
 
 @njit(cache=True)
-def _replace(m, cmds, i, ev, n):
-    slot = _owned_slot(m, cmds, i)
+def _replace(m, cmds, i, ev, n, slot):
     if slot == EMPTY:
         return _command_reject(ev, n, cmds, i, RJ_UNKNOWN_ORDER)
     o = m[H_ORDERS] + slot * OF
@@ -1185,7 +1183,7 @@ def _expiry_pending(m) -> bool:
 
 
 @njit(cache=True)
-def _event_bound(m, cmds, i) -> int:
+def _event_bound(m, cmds, i, slot) -> int:
     """Most event rows command ``i`` can write: room is checked before anything changes."""
     kind = cmds[i, c.C_KIND]
     if kind == MASS_CANCEL:
@@ -1201,7 +1199,6 @@ def _event_bound(m, cmds, i) -> int:
         if side != BUY and side != SELL:
             return 1
     else:
-        slot = _owned_slot(m, cmds, i)
         if slot == EMPTY:
             return 1
         side = m[m[H_ORDERS] + slot * OF + O_SIDE]
@@ -1266,15 +1263,18 @@ def run_batch(state, cmds, start, end, ev, n):
             n = _expire_due(m, cm[i, c.C_SEQ], out, n)
             if _expiry_pending(m):
                 return NEED_EVENT_ROOM, i, ev, n
-        if n + _event_bound(m, cm, i) > cap:
-            return NEED_EVENT_ROOM, i, ev, n
         kind = cm[i, c.C_KIND]
+        slot = EMPTY
+        if kind == CANCEL_ORDER or kind == REPLACE_ORDER:
+            slot = _owned_slot(m, cm, i)
+        if n + _event_bound(m, cm, i, slot) > cap:
+            return NEED_EVENT_ROOM, i, ev, n
         if kind == NEW_ORDER:
             n = _new_order(m, cm, i, out, n)
         elif kind == CANCEL_ORDER:
-            n = _cancel(m, cm, i, out, n)
+            n = _cancel(m, cm, i, out, n, slot)
         elif kind == REPLACE_ORDER:
-            n = _replace(m, cm, i, out, n)
+            n = _replace(m, cm, i, out, n, slot)
         elif kind == MASS_CANCEL:
             n = _mass_cancel(m, cm, i, out, n)
         elif kind != CLOCK_TICK:
