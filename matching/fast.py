@@ -17,7 +17,7 @@ from matching.snapshot import BookSnapshot, spec_row
 from matching.spec import BookConfig, InstrumentSpec
 
 MAX_INSTRUMENT_ID = 1 << 20
-INITIAL_EVENT_ROWS = 4096
+INITIAL_EVENT_ROWS = 16384
 
 
 class FastBook(OrderBook):
