@@ -127,6 +127,8 @@ class FastBook(OrderBook):
         if status == k.GROW_ORDERS:
             cap = int(self._mem[k.H_ORDER_CAP])
             self.state = k.grow_orders(self.state, min(2 * cap, self.config.max_orders))
+        elif status == k.GROW_LEVELS:
+            self.state = k.grow_levels(self.state)
         elif status == k.GROW_SEGMENTS:
             self.state = k.grow_segments(self.state, 2 * int(self._mem[k.H_SEG_CAP]))
         elif status == k.GROW_ACCOUNTS:

@@ -50,6 +50,7 @@ G_TRADE_ID = 17
 G_NOW = 18
 G_HEAP_N = 19
 G_SEG_HWM = 20
+H_LEVEL_CAP = 21
 HEADER_WORDS = 32
 
 # --- order rows ------------------------------------------------------------------------
@@ -96,7 +97,8 @@ B_SEG_START = 7  # + 3 * side index (0 bids, 1 asks)
 B_SEG_LEN = 8
 B_SEG_CAP = 9
 B_WEIGHT = 13  # + side index: how many times a taker can touch that side
-BF = 15
+B_EMPTY = 15  # + side index: empty levels kept in the segment
+BF = 17
 
 # --- run_batch status ----------------------------------------------------------------------
 DONE = 0
@@ -104,8 +106,10 @@ GROW_ORDERS = 1
 GROW_SEGMENTS = 2
 GROW_ACCOUNTS = 3
 NEED_EVENT_ROOM = 4  # the event buffer must be drained (or grown) first
+GROW_LEVELS = 5
 
 MIN_SEGMENT = 8
+MIN_EMPTY_LEVELS = 64  # a side compacts when it keeps more empty levels than live ones
 EMPTY = -1
 
 # Local copies: numba folds module-level ints into the compiled code as constants.
@@ -176,13 +180,15 @@ def _table_size(order_capacity: int) -> int:
     return size
 
 
-def _layout(orders: int, books: int, seg: int, accounts: int) -> tuple[np.ndarray, int]:
+def _layout(
+    orders: int, levels: int, books: int, seg: int, accounts: int
+) -> tuple[np.ndarray, int]:
     """A zeroed arena with the header's region offsets filled in; returns (mem, size)."""
     head = np.zeros(HEADER_WORDS, dtype=np.int64)
     table = _table_size(orders)
     sizes = [
         (H_ORDERS, orders * OF),
-        (H_LEVELS, orders * LF),
+        (H_LEVELS, levels * LF),
         (H_BOOKS, books * BF),
         (H_SEG, seg * 2),
         (H_IDMAP, table * 2),
@@ -194,6 +200,7 @@ def _layout(orders: int, books: int, seg: int, accounts: int) -> tuple[np.ndarra
         head[key] = at
         at += words
     head[H_ORDER_CAP] = orders
+    head[H_LEVEL_CAP] = levels
     head[H_BOOK_CAP] = books
     head[H_SEG_CAP] = seg
     head[H_IDMAP_MASK] = table - 1
@@ -209,13 +216,21 @@ def region(mem: np.ndarray, key: int, rows: int, width: int) -> np.ndarray:
     return mem[base : base + rows * width].reshape(rows, width)
 
 
-def _chain_free(mem: np.ndarray, first: int, last_exclusive: int, old_free: int) -> None:
+def _chain_orders(mem: np.ndarray, first: int, last_exclusive: int) -> None:
+    """Put order slots first..last_exclusive-1 at the head of the free list."""
     orders = region(mem, H_ORDERS, int(mem[H_ORDER_CAP]), OF)
-    levels = region(mem, H_LEVELS, int(mem[H_ORDER_CAP]), LF)
     orders[first:last_exclusive, O_NEXT] = np.arange(first + 1, last_exclusive + 1)
-    orders[last_exclusive - 1, O_NEXT] = old_free
+    orders[last_exclusive - 1, O_NEXT] = mem[G_FREE_ORDER]
+    mem[G_FREE_ORDER] = first
+
+
+def _chain_levels(mem: np.ndarray, first: int, last_exclusive: int) -> None:
+    levels = region(mem, H_LEVELS, int(mem[H_LEVEL_CAP]), LF)
     levels[first:last_exclusive, L_FREE_NEXT] = np.arange(first + 1, last_exclusive + 1)
     levels[first:last_exclusive, L_HEAD] = EMPTY
+    levels[first:last_exclusive, L_TAIL] = EMPTY
+    levels[last_exclusive - 1, L_FREE_NEXT] = mem[G_FREE_LEVEL]
+    mem[G_FREE_LEVEL] = first
 
 
 def new_state(
@@ -227,13 +242,12 @@ def new_state(
 ) -> tuple:
     """A fresh arena, as a one-element tuple (the book's ``state``)."""
     seg = max(64, MIN_SEGMENT * 4 * instrument_capacity)
-    mem, _ = _layout(order_capacity, instrument_capacity, seg, account_capacity)
-    _chain_free(mem, 0, order_capacity, EMPTY)
-    levels = region(mem, H_LEVELS, order_capacity, LF)
-    levels[-1, L_FREE_NEXT] = EMPTY
+    mem, _ = _layout(order_capacity, order_capacity, instrument_capacity, seg, account_capacity)
+    mem[G_FREE_ORDER] = EMPTY
+    mem[G_FREE_LEVEL] = EMPTY
+    _chain_orders(mem, 0, order_capacity)
+    _chain_levels(mem, 0, order_capacity)
     region(mem, H_ACCOUNTS, account_capacity, 1)[:] = EMPTY
-    mem[G_FREE_ORDER] = 0
-    mem[G_FREE_LEVEL] = 0
     mem[G_MAX_ORDERS] = max_orders
     mem[G_MAX_ACCOUNTS] = max_accounts
     return (mem,)
@@ -242,6 +256,7 @@ def new_state(
 def _regrow(
     state: tuple,
     orders: int | None = None,
+    levels: int | None = None,
     books: int | None = None,
     seg: int | None = None,
     accounts: int | None = None,
@@ -250,13 +265,15 @@ def _regrow(
     (old,) = state
     o_cap, b_cap = int(old[H_ORDER_CAP]), int(old[H_BOOK_CAP])
     s_cap, a_cap = int(old[H_SEG_CAP]), int(old[H_ACCOUNT_CAP])
+    l_cap = int(old[H_LEVEL_CAP])
     new_o, new_b = orders or o_cap, books or b_cap
-    new_s, new_a = seg or s_cap, accounts or a_cap
-    mem, _ = _layout(new_o, new_b, new_s, new_a)
-    mem[H_ACCOUNT_CAP + 1 : HEADER_WORDS] = old[H_ACCOUNT_CAP + 1 : HEADER_WORDS]
+    new_s, new_a, new_l = seg or s_cap, accounts or a_cap, levels or l_cap
+    mem, _ = _layout(new_o, new_l, new_b, new_s, new_a)
+    for key in range(G_FREE_ORDER, G_SEG_HWM + 1):  # counters; region keys are new
+        mem[key] = old[key]
     for key, rows, new_rows, width in (
         (H_ORDERS, o_cap, new_o, OF),
-        (H_LEVELS, o_cap, new_o, LF),
+        (H_LEVELS, l_cap, new_l, LF),
         (H_BOOKS, b_cap, new_b, BF),
         (H_SEG, s_cap, new_s, 2),
         (H_HEAP, o_cap, new_o, 1),
@@ -265,17 +282,20 @@ def _regrow(
         region(mem, key, new_rows, width)[:rows] = region(old, key, rows, width)
     region(mem, H_ACCOUNTS, new_a, 1)[a_cap:] = EMPTY
     if new_o > o_cap:
-        _chain_free(mem, o_cap, new_o, int(old[G_FREE_ORDER]))
-        region(mem, H_LEVELS, new_o, LF)[new_o - 1, L_FREE_NEXT] = int(old[G_FREE_LEVEL])
-        mem[G_FREE_ORDER] = o_cap
-        mem[G_FREE_LEVEL] = o_cap
+        _chain_orders(mem, o_cap, new_o)
+    if new_l > l_cap:
+        _chain_levels(mem, l_cap, new_l)
     _rehash(old, mem)
     return (mem,)
 
 
 def grow_orders(state: tuple, new_capacity: int) -> tuple:
-    """A bigger order pool (and the level pool, heap and id table sized with it)."""
+    """A bigger order pool (and the heap and id table sized with it)."""
     return _regrow(state, orders=new_capacity)
+
+
+def grow_levels(state: tuple) -> tuple:
+    return _regrow(state, levels=2 * int(state[0][H_LEVEL_CAP]))
 
 
 def grow_segments(state: tuple, needed: int) -> tuple:
@@ -305,7 +325,7 @@ def arena_views(state: tuple) -> dict[str, np.ndarray]:
     o_cap = int(mem[H_ORDER_CAP])
     return {
         "orders": region(mem, H_ORDERS, o_cap, OF),
-        "levels": region(mem, H_LEVELS, o_cap, LF),
+        "levels": region(mem, H_LEVELS, int(mem[H_LEVEL_CAP]), LF),
         "books": region(mem, H_BOOKS, int(mem[H_BOOK_CAP]), BF),
         "seg": region(mem, H_SEG, int(mem[H_SEG_CAP]), 2),
         "idmap": region(mem, H_IDMAP, int(mem[H_IDMAP_MASK]) + 1, 2),
@@ -526,7 +546,10 @@ def _level_for_insert(m: np.ndarray, instr: int, side: int, price: int) -> int:
     key = _level_key(side, price)
     pos = _seg_lower_bound(m, start, n, key)
     if pos < start + n and m[sb + 2 * pos] == key:
-        return m[sb + 2 * pos + 1]
+        lvl = m[sb + 2 * pos + 1]
+        if m[m[H_LEVELS] + lvl * LF + L_COUNT] == 0:  # an empty level kept in place
+            m[m[H_BOOKS] + instr * BF + B_EMPTY + side - 1] -= 1
+        return lvl
     lvl = m[G_FREE_LEVEL]
     lrow = m[H_LEVELS] + lvl * LF
     m[G_FREE_LEVEL] = m[lrow + L_FREE_NEXT]
@@ -555,21 +578,53 @@ def _level_for_insert(m: np.ndarray, instr: int, side: int, price: int) -> int:
 
 
 @njit(cache=True)
-def _drop_level(m: np.ndarray, instr: int, side: int, lvl: int) -> None:
-    b = m[H_BOOKS] + instr * BF + 3 * (side - 1)
-    sb = m[H_SEG]
+def _free_level(m: np.ndarray, lvl: int) -> None:
     lrow = m[H_LEVELS] + lvl * LF
-    start = m[b + B_SEG_START]
-    n = m[b + B_SEG_LEN]
-    pos = _seg_lower_bound(m, start, n, _level_key(side, m[lrow + L_PRICE]))
-    for j in range(sb + 2 * pos, sb + 2 * (start + n - 1)):
-        m[j] = m[j + 2]
-    m[b + B_SEG_LEN] = n - 1
     m[lrow + L_HEAD] = EMPTY
     m[lrow + L_TAIL] = EMPTY
     m[lrow + L_COUNT] = 0
     m[lrow + L_FREE_NEXT] = m[G_FREE_LEVEL]
     m[G_FREE_LEVEL] = lvl
+
+
+@njit(cache=True)
+def _level_emptied(m: np.ndarray, instr: int, side: int, lvl: int) -> None:
+    """A level lost its last order: pop it if it was the best, else keep it for reuse.
+
+    Keeping empty levels in the segment spares the memmove of deleting and re-inserting
+    a price that orders keep moving through; the best level is always a live one.
+    """
+    b = m[H_BOOKS] + instr * BF + 3 * (side - 1)
+    e = m[H_BOOKS] + instr * BF + B_EMPTY + side - 1
+    sb = m[H_SEG]
+    lb = m[H_LEVELS]
+    start = m[b + B_SEG_START]
+    n = m[b + B_SEG_LEN]
+    if m[sb + 2 * (start + n - 1) + 1] == lvl:
+        _free_level(m, lvl)
+        n -= 1
+        while n > 0:
+            below = m[sb + 2 * (start + n - 1) + 1]
+            if m[lb + below * LF + L_COUNT] != 0:
+                break
+            _free_level(m, below)
+            m[e] -= 1
+            n -= 1
+        m[b + B_SEG_LEN] = n
+        return
+    m[e] += 1
+    if m[e] > MIN_EMPTY_LEVELS and m[e] > n - m[e]:
+        w = start
+        for r in range(start, start + n):
+            kept = m[sb + 2 * r + 1]
+            if m[lb + kept * LF + L_COUNT] == 0:
+                _free_level(m, kept)
+            else:
+                m[sb + 2 * w] = m[sb + 2 * r]
+                m[sb + 2 * w + 1] = kept
+                w += 1
+        m[b + B_SEG_LEN] = w - start
+        m[e] = 0
 
 
 @njit(cache=True)
@@ -641,7 +696,7 @@ def _leave_level(m: np.ndarray, slot: int) -> None:
     m[lrow + L_COUNT] -= 1
     _add_weight(m, o, -_weight(m, o))
     if m[lrow + L_COUNT] == 0:
-        _drop_level(m, m[o + O_INSTRUMENT], m[o + O_SIDE], lvl)
+        _level_emptied(m, m[o + O_INSTRUMENT], m[o + O_SIDE], lvl)
 
 
 @njit(cache=True)
@@ -1226,6 +1281,8 @@ def _needs_growth(m, cmds, i) -> int:
     kind = cmds[i, c.C_KIND]
     if kind != NEW_ORDER and kind != REPLACE_ORDER:
         return DONE
+    if m[G_FREE_LEVEL] == EMPTY:
+        return GROW_LEVELS
     if kind == NEW_ORDER:
         if m[G_FREE_ORDER] == EMPTY and m[H_ORDER_CAP] < m[G_MAX_ORDERS]:
             return GROW_ORDERS
@@ -1292,14 +1349,19 @@ def depth(state, instr, side, max_levels):
     b = m[H_BOOKS] + instr * BF + 3 * (side - 1)
     start = m[b + B_SEG_START]
     nlev = m[b + B_SEG_LEN]
-    k = min(nlev, max_levels)
-    out = np.empty((k, 3), dtype=np.int64)
-    for j in range(k):
-        lrow = m[H_LEVELS] + m[m[H_SEG] + 2 * (start + nlev - 1 - j) + 1] * LF
-        out[j, 0] = m[lrow + L_PRICE]
-        out[j, 1] = m[lrow + L_VISIBLE]
-        out[j, 2] = m[lrow + L_COUNT]
-    return out
+    out = np.empty((min(nlev, max_levels), 3), dtype=np.int64)
+    k = 0
+    for pos in range(start + nlev - 1, start - 1, -1):
+        if k == out.shape[0]:
+            break
+        lrow = m[H_LEVELS] + m[m[H_SEG] + 2 * pos + 1] * LF
+        if m[lrow + L_COUNT] == 0:
+            continue  # an empty level kept for reuse
+        out[k, 0] = m[lrow + L_PRICE]
+        out[k, 1] = m[lrow + L_VISIBLE]
+        out[k, 2] = m[lrow + L_COUNT]
+        k += 1
+    return out[:k]
 
 
 @njit(cache=True)
@@ -1363,6 +1425,8 @@ def load_orders(state, rows, start):
         instr = rows[k, c.S_INSTRUMENT]
         if m[G_FREE_ORDER] == EMPTY:
             return GROW_ORDERS, k
+        if m[G_FREE_LEVEL] == EMPTY:
+            return GROW_LEVELS, k
         if rows[k, c.S_ACCOUNT] >= m[H_ACCOUNT_CAP]:
             return GROW_ACCOUNTS, k
         for s in range(2):
