@@ -37,8 +37,17 @@ class FastBook(OrderBook):
             raise ValueError(f"instrument {iid} is already listed")
         if iid >= MAX_INSTRUMENT_ID:
             raise ValueError(f"instrument id {iid} is above the limit {MAX_INSTRUMENT_ID - 1}")
+        if spec.ticks > k.MAX_TICKS:
+            raise ValueError(
+                f"instrument {iid} has {spec.ticks} prices; the limit is {k.MAX_TICKS}"
+            )
         if iid >= self._mem[k.H_BOOK_CAP]:
             self.state = k.grow_books(self.state, iid + 1)
+        words = k.bitmap_words(spec.ticks)
+        hwm = int(self._mem[k.G_BITMAP_HWM])
+        if hwm + 2 * words > self._mem[k.H_BITMAP_CAP]:
+            self.state = k.grow_bitmaps(self.state, hwm + 2 * words)
+        self._mem[k.G_BITMAP_HWM] = hwm + 2 * words
         row = k.arena_views(self.state)["books"][iid]
         row[:] = 0
         row[k.B_ACTIVE] = 1
@@ -48,6 +57,10 @@ class FastBook(OrderBook):
         row[k.B_MAX_PRICE] = spec.max_price
         row[k.B_MIN_QTY] = spec.min_qty
         row[k.B_MAX_QTY] = spec.max_qty
+        row[k.B_TICKS] = spec.ticks
+        row[k.B_BITMAP : k.B_BITMAP + 2] = (hwm, hwm + words)
+        row[k.B_BEST : k.B_BEST + 2] = k.EMPTY
+        row[k.B_BEST_LEVEL : k.B_BEST_LEVEL + 2] = k.EMPTY
         self._specs[iid] = spec
 
     def process(self, commands: np.ndarray) -> np.ndarray:
@@ -129,8 +142,6 @@ class FastBook(OrderBook):
             self.state = k.grow_orders(self.state, min(2 * cap, self.config.max_orders))
         elif status == k.GROW_LEVELS:
             self.state = k.grow_levels(self.state)
-        elif status == k.GROW_SEGMENTS:
-            self.state = k.grow_segments(self.state, 2 * int(self._mem[k.H_SEG_CAP]))
         elif status == k.GROW_ACCOUNTS:
             account = int(row[c.C_ACCOUNT if row.shape[0] == c.N_COMMAND_FIELDS else c.S_ACCOUNT])
             self.state = k.grow_accounts(self.state, account + 1)

@@ -11,10 +11,11 @@ a view the runtime does not count, and every helper takes ``m`` plus integers.
 
 Regions (see ``new_state``): ``orders``, a pool of order rows linked FIFO per level and
 per account; ``levels``, a pool of price levels; ``books``, one row per instrument id;
-``seg``, where each (instrument, side) keeps its level ids sorted by price with the best
-level last, so the best level is O(1) and a new one is found by binary search, never by
-walking empty ticks; ``idmap``, an open-addressing table order id -> slot; ``heap``, GTD
-slots ordered by (expiry, id); ``accounts``, the head of each account's order list.
+``bitmaps``, three-level bitmaps per (instrument, side) marking the ticks that hold a
+level, so the next best price is a few word scans away however wide the range, never a
+walk through empty ticks; ``levelmap``, an open-addressing table (book side, tick) ->
+level; ``idmap``, the same for order id -> slot; ``heap``, GTD slots ordered by (expiry,
+id); ``accounts``, the head of each account's order list.
 The rules are those of ``matching.reference`` (its docstring lists them); the two must
 produce identical events.
 """
@@ -22,6 +23,7 @@ produce identical events.
 from __future__ import annotations
 
 import numpy as np
+from llvmlite import ir
 from numba import carray, njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
@@ -34,8 +36,8 @@ H_ORDER_CAP = 1
 H_LEVELS = 2
 H_BOOKS = 3
 H_BOOK_CAP = 4
-H_SEG = 5
-H_SEG_CAP = 6  # entries of two words
+H_BITMAPS = 5
+H_BITMAP_CAP = 6  # words
 H_IDMAP = 7
 H_IDMAP_MASK = 8
 H_HEAP = 9
@@ -49,8 +51,10 @@ G_MAX_ACCOUNTS = 16
 G_TRADE_ID = 17
 G_NOW = 18
 G_HEAP_N = 19
-G_SEG_HWM = 20
+G_BITMAP_HWM = 20
 H_LEVEL_CAP = 21
+H_LEVELMAP = 22
+H_LEVELMAP_MASK = 23
 HEADER_WORDS = 32
 
 # --- order rows ------------------------------------------------------------------------
@@ -83,7 +87,8 @@ L_TAIL = 2
 L_VISIBLE = 3
 L_COUNT = 4
 L_FREE_NEXT = 5
-LF = 6
+L_TICK = 6  # (price - min price) / tick
+LF = 7
 
 # --- book rows (one per instrument id) ---------------------------------------------------
 B_ACTIVE = 0
@@ -93,23 +98,22 @@ B_MIN_PRICE = 3
 B_MAX_PRICE = 4
 B_MIN_QTY = 5
 B_MAX_QTY = 6
-B_SEG_START = 7  # + 3 * side index (0 bids, 1 asks)
-B_SEG_LEN = 8
-B_SEG_CAP = 9
-B_WEIGHT = 13  # + side index: how many times a taker can touch that side
-B_EMPTY = 15  # + side index: empty levels kept in the segment
-BF = 17
+B_TICKS = 7  # prices in the range
+B_BITMAP = 8  # + side index (0 bids, 1 asks): offset in the bitmap region
+B_BEST = 10  # + side index: tick of the best level, or -1
+B_BEST_LEVEL = 12  # + side index: the best level, or -1
+B_WEIGHT = 14  # + side index: how many times a taker can touch that side
+BF = 16
 
 # --- run_batch status ----------------------------------------------------------------------
 DONE = 0
 GROW_ORDERS = 1
-GROW_SEGMENTS = 2
+GROW_BITMAPS = 2
 GROW_ACCOUNTS = 3
 NEED_EVENT_ROOM = 4  # the event buffer must be drained (or grown) first
 GROW_LEVELS = 5
 
-MIN_SEGMENT = 8
-MIN_EMPTY_LEVELS = 64  # a side compacts when it keeps more empty levels than live ones
+MAX_TICKS = 1 << 22  # prices per instrument: the bitmaps take ticks / 32 bytes per book
 EMPTY = -1
 
 # Local copies: numba folds module-level ints into the compiled code as constants.
@@ -181,17 +185,19 @@ def _table_size(order_capacity: int) -> int:
 
 
 def _layout(
-    orders: int, levels: int, books: int, seg: int, accounts: int
+    orders: int, levels: int, books: int, bitmap_words: int, accounts: int
 ) -> tuple[np.ndarray, int]:
     """A zeroed arena with the header's region offsets filled in; returns (mem, size)."""
     head = np.zeros(HEADER_WORDS, dtype=np.int64)
-    table = _table_size(orders)
+    order_table = _table_size(orders)
+    level_table = _table_size(levels)
     sizes = [
         (H_ORDERS, orders * OF),
         (H_LEVELS, levels * LF),
         (H_BOOKS, books * BF),
-        (H_SEG, seg * 2),
-        (H_IDMAP, table * 2),
+        (H_BITMAPS, bitmap_words),
+        (H_IDMAP, order_table * 2),
+        (H_LEVELMAP, level_table * 2),
         (H_HEAP, orders),
         (H_ACCOUNTS, accounts),
     ]
@@ -202,12 +208,20 @@ def _layout(
     head[H_ORDER_CAP] = orders
     head[H_LEVEL_CAP] = levels
     head[H_BOOK_CAP] = books
-    head[H_SEG_CAP] = seg
-    head[H_IDMAP_MASK] = table - 1
+    head[H_BITMAP_CAP] = bitmap_words
+    head[H_IDMAP_MASK] = order_table - 1
+    head[H_LEVELMAP_MASK] = level_table - 1
     head[H_ACCOUNT_CAP] = accounts
     mem = np.zeros(at, dtype=np.int64)
     mem[:HEADER_WORDS] = head
     return mem, at
+
+
+def bitmap_words(ticks: int) -> int:
+    """Words of one side's three-level bitmap over ``ticks`` prices."""
+    w0 = (ticks + 63) // 64
+    w1 = (w0 + 63) // 64
+    return w0 + w1 + (w1 + 63) // 64
 
 
 def region(mem: np.ndarray, key: int, rows: int, width: int) -> np.ndarray:
@@ -241,8 +255,7 @@ def new_state(
     max_accounts: int,
 ) -> tuple:
     """A fresh arena, as a one-element tuple (the book's ``state``)."""
-    seg = max(64, MIN_SEGMENT * 4 * instrument_capacity)
-    mem, _ = _layout(order_capacity, order_capacity, instrument_capacity, seg, account_capacity)
+    mem, _ = _layout(order_capacity, order_capacity, instrument_capacity, 64, account_capacity)
     mem[G_FREE_ORDER] = EMPTY
     mem[G_FREE_LEVEL] = EMPTY
     _chain_orders(mem, 0, order_capacity)
@@ -258,24 +271,24 @@ def _regrow(
     orders: int | None = None,
     levels: int | None = None,
     books: int | None = None,
-    seg: int | None = None,
+    bitmaps: int | None = None,
     accounts: int | None = None,
 ) -> tuple:
     """Copy the arena into a larger one; only the regions named get bigger."""
     (old,) = state
     o_cap, b_cap = int(old[H_ORDER_CAP]), int(old[H_BOOK_CAP])
-    s_cap, a_cap = int(old[H_SEG_CAP]), int(old[H_ACCOUNT_CAP])
+    s_cap, a_cap = int(old[H_BITMAP_CAP]), int(old[H_ACCOUNT_CAP])
     l_cap = int(old[H_LEVEL_CAP])
     new_o, new_b = orders or o_cap, books or b_cap
-    new_s, new_a, new_l = seg or s_cap, accounts or a_cap, levels or l_cap
+    new_s, new_a, new_l = bitmaps or s_cap, accounts or a_cap, levels or l_cap
     mem, _ = _layout(new_o, new_l, new_b, new_s, new_a)
-    for key in range(G_FREE_ORDER, G_SEG_HWM + 1):  # counters; region keys are new
+    for key in range(G_FREE_ORDER, G_BITMAP_HWM + 1):  # counters; region keys are new
         mem[key] = old[key]
     for key, rows, new_rows, width in (
         (H_ORDERS, o_cap, new_o, OF),
         (H_LEVELS, l_cap, new_l, LF),
         (H_BOOKS, b_cap, new_b, BF),
-        (H_SEG, s_cap, new_s, 2),
+        (H_BITMAPS, s_cap, new_s, 1),
         (H_HEAP, o_cap, new_o, 1),
         (H_ACCOUNTS, a_cap, new_a, 1),
     ):
@@ -298,11 +311,11 @@ def grow_levels(state: tuple) -> tuple:
     return _regrow(state, levels=2 * int(state[0][H_LEVEL_CAP]))
 
 
-def grow_segments(state: tuple, needed: int) -> tuple:
-    size = int(state[0][H_SEG_CAP])
+def grow_bitmaps(state: tuple, needed: int) -> tuple:
+    size = max(64, int(state[0][H_BITMAP_CAP]))
     while size < needed:
         size *= 2
-    return _regrow(state, seg=size)
+    return _regrow(state, bitmaps=size)
 
 
 def grow_accounts(state: tuple, needed: int) -> tuple:
@@ -327,8 +340,9 @@ def arena_views(state: tuple) -> dict[str, np.ndarray]:
         "orders": region(mem, H_ORDERS, o_cap, OF),
         "levels": region(mem, H_LEVELS, int(mem[H_LEVEL_CAP]), LF),
         "books": region(mem, H_BOOKS, int(mem[H_BOOK_CAP]), BF),
-        "seg": region(mem, H_SEG, int(mem[H_SEG_CAP]), 2),
+        "bitmaps": region(mem, H_BITMAPS, int(mem[H_BITMAP_CAP]), 1),
         "idmap": region(mem, H_IDMAP, int(mem[H_IDMAP_MASK]) + 1, 2),
+        "levelmap": region(mem, H_LEVELMAP, int(mem[H_LEVELMAP_MASK]) + 1, 2),
         "heap": region(mem, H_HEAP, o_cap, 1),
         "accounts": region(mem, H_ACCOUNTS, int(mem[H_ACCOUNT_CAP]), 1),
     }
@@ -357,7 +371,8 @@ def _borrow2(ev: np.ndarray) -> np.ndarray:
 
 
 # =========================================================================================
-# Order id table: linear probing with backward-shift deletion
+# Hash tables (order id -> slot, book side and tick -> level): linear probing with
+# backward-shift deletion, keys never 0, at most half full
 # =========================================================================================
 @njit(cache=True)
 def _home(key: int, mask: int) -> int:
@@ -367,9 +382,7 @@ def _home(key: int, mask: int) -> int:
 
 
 @njit(cache=True)
-def _lookup(m: np.ndarray, key: int) -> int:
-    base = m[H_IDMAP]
-    mask = m[H_IDMAP_MASK]
+def _find(m: np.ndarray, base: int, mask: int, key: int) -> int:
     i = _home(key, mask)
     while True:
         k = m[base + 2 * i]
@@ -381,20 +394,16 @@ def _lookup(m: np.ndarray, key: int) -> int:
 
 
 @njit(cache=True)
-def _id_insert(m: np.ndarray, key: int, slot: int) -> None:
-    base = m[H_IDMAP]
-    mask = m[H_IDMAP_MASK]
+def _insert(m: np.ndarray, base: int, mask: int, key: int, value: int) -> None:
     i = _home(key, mask)
     while m[base + 2 * i] != 0:
         i = (i + 1) & mask
     m[base + 2 * i] = key
-    m[base + 2 * i + 1] = slot
+    m[base + 2 * i + 1] = value
 
 
 @njit(cache=True)
-def _id_delete(m: np.ndarray, key: int) -> None:
-    base = m[H_IDMAP]
-    mask = m[H_IDMAP_MASK]
+def _delete(m: np.ndarray, base: int, mask: int, key: int) -> None:
     i = _home(key, mask)
     while m[base + 2 * i] != key:
         i = (i + 1) & mask
@@ -419,12 +428,18 @@ def _id_delete(m: np.ndarray, key: int) -> None:
 
 
 @njit(cache=True)
+def _lookup(m: np.ndarray, order_id: int) -> int:
+    return _find(m, m[H_IDMAP], m[H_IDMAP_MASK], order_id)
+
+
+@njit(cache=True)
 def _rehash(old: np.ndarray, new: np.ndarray) -> None:
-    base = old[H_IDMAP]
-    for i in range(old[H_IDMAP_MASK] + 1):
-        key = old[base + 2 * i]
-        if key != 0:
-            _id_insert(new, key, old[base + 2 * i + 1])
+    for table, mask in ((H_IDMAP, H_IDMAP_MASK), (H_LEVELMAP, H_LEVELMAP_MASK)):
+        base = old[table]
+        for i in range(old[mask] + 1):
+            key = old[base + 2 * i]
+            if key != 0:
+                _insert(new, new[table], new[mask], key, old[base + 2 * i + 1])
 
 
 # =========================================================================================
@@ -502,53 +517,156 @@ def _heap_remove(m: np.ndarray, slot: int) -> None:
 
 
 # =========================================================================================
-# Sorted level segments: keys ascending, best level last
+# Price levels: a hash table finds a level by tick, a three-level bitmap per book side
+# finds the next one, and each side remembers its best
 # =========================================================================================
-@njit(cache=True)
-def _level_key(side: int, price: int) -> int:
-    return price if side == BUY else -price
+@intrinsic
+def _clz(typingctx, x):
+    sig = types.int64(types.int64)
+
+    def codegen(context, builder, signature, args):
+        return builder.ctlz(args[0], ir.Constant(ir.IntType(1), 0))
+
+    return sig, codegen
+
+
+@intrinsic
+def _ctz(typingctx, x):
+    sig = types.int64(types.int64)
+
+    def codegen(context, builder, signature, args):
+        return builder.cttz(args[0], ir.Constant(ir.IntType(1), 0))
+
+    return sig, codegen
 
 
 @njit(cache=True)
-def _seg_lower_bound(m: np.ndarray, start: int, n: int, key: int) -> int:
-    sb = m[H_SEG]
-    lo = start
-    hi = start + n
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if m[sb + 2 * mid] < key:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
+def _bm_levels(m: np.ndarray, b: int, s: int) -> tuple:
+    """(level-2 base, level-1 base, level-0 base, level-2 words) of one side's bitmap."""
+    ticks = m[b + B_TICKS]
+    w0 = (ticks + 63) >> 6
+    w1 = (w0 + 63) >> 6
+    w2 = (w1 + 63) >> 6
+    l2 = m[H_BITMAPS] + m[b + B_BITMAP + s]
+    return l2, l2 + w2, l2 + w2 + w1, w2
+
+
+@njit(cache=True)
+def _bm_set(m: np.ndarray, b: int, s: int, t: int) -> None:
+    l2, l1, l0, _ = _bm_levels(m, b, s)
+    i0 = t >> 6
+    word = m[l0 + i0]
+    m[l0 + i0] = word | (1 << (t & 63))
+    if word == 0:
+        i1 = i0 >> 6
+        word = m[l1 + i1]
+        m[l1 + i1] = word | (1 << (i0 & 63))
+        if word == 0:
+            m[l2 + (i1 >> 6)] |= 1 << (i1 & 63)
+
+
+@njit(cache=True)
+def _bm_clear(m: np.ndarray, b: int, s: int, t: int) -> None:
+    l2, l1, l0, _ = _bm_levels(m, b, s)
+    i0 = t >> 6
+    word = m[l0 + i0] & ~(1 << (t & 63))
+    m[l0 + i0] = word
+    if word == 0:
+        i1 = i0 >> 6
+        word = m[l1 + i1] & ~(1 << (i0 & 63))
+        m[l1 + i1] = word
+        if word == 0:
+            m[l2 + (i1 >> 6)] &= ~(1 << (i1 & 63))
+
+
+@njit(cache=True)
+def _bm_prev(m: np.ndarray, b: int, s: int, t: int) -> int:
+    """Highest marked tick <= t, or -1."""
+    if t < 0:
+        return -1
+    l2, l1, l0, _ = _bm_levels(m, b, s)
+    i0 = t >> 6
+    w = m[l0 + i0] & ~(-2 << (t & 63))
+    if w != 0:
+        return (i0 << 6) + 63 - _clz(w)
+    i1 = i0 >> 6
+    w = m[l1 + i1] & ~(-1 << (i0 & 63))
+    if w == 0:
+        i2 = i1 >> 6
+        w = m[l2 + i2] & ~(-1 << (i1 & 63))
+        while w == 0:
+            i2 -= 1
+            if i2 < 0:
+                return -1
+            w = m[l2 + i2]
+        i1 = (i2 << 6) + 63 - _clz(w)
+        w = m[l1 + i1]
+    i0 = (i1 << 6) + 63 - _clz(w)
+    return (i0 << 6) + 63 - _clz(m[l0 + i0])
+
+
+@njit(cache=True)
+def _bm_next(m: np.ndarray, b: int, s: int, t: int) -> int:
+    """Lowest marked tick >= t, or -1."""
+    if t >= m[b + B_TICKS]:
+        return -1
+    l2, l1, l0, w2 = _bm_levels(m, b, s)
+    i0 = t >> 6
+    w = m[l0 + i0] & (-1 << (t & 63))
+    if w != 0:
+        return (i0 << 6) + _ctz(w)
+    i1 = i0 >> 6
+    w = m[l1 + i1] & (-2 << (i0 & 63))
+    if w == 0:
+        i2 = i1 >> 6
+        w = m[l2 + i2] & (-2 << (i1 & 63))
+        while w == 0:
+            i2 += 1
+            if i2 >= w2:
+                return -1
+            w = m[l2 + i2]
+        i1 = (i2 << 6) + _ctz(w)
+        w = m[l1 + i1]
+    i0 = (i1 << 6) + _ctz(w)
+    return (i0 << 6) + _ctz(m[l0 + i0])
+
+
+@njit(cache=True)
+def _worse_tick(m: np.ndarray, b: int, s: int, t: int) -> int:
+    """The next level behind tick ``t`` on side ``s`` (lower bids, higher asks), or -1."""
+    if s == 0:
+        return _bm_prev(m, b, s, t - 1)
+    return _bm_next(m, b, s, t + 1)
+
+
+@njit(cache=True)
+def _level_key(instr: int, s: int, t: int) -> int:
+    return ((instr * 2 + s) << 22) + t + 1
+
+
+@njit(cache=True)
+def _level_at(m: np.ndarray, instr: int, s: int, t: int) -> int:
+    return _find(m, m[H_LEVELMAP], m[H_LEVELMAP_MASK], _level_key(instr, s, t))
 
 
 @njit(cache=True)
 def _find_level(m: np.ndarray, instr: int, side: int, price: int) -> int:
-    b = m[H_BOOKS] + instr * BF + 3 * (side - 1)
-    start = m[b + B_SEG_START]
-    n = m[b + B_SEG_LEN]
-    key = _level_key(side, price)
-    pos = _seg_lower_bound(m, start, n, key)
-    sb = m[H_SEG]
-    if pos < start + n and m[sb + 2 * pos] == key:
-        return m[sb + 2 * pos + 1]
-    return EMPTY
+    b = m[H_BOOKS] + instr * BF
+    off = price - m[b + B_MIN_PRICE]
+    if off < 0 or price > m[b + B_MAX_PRICE] or off % m[b + B_TICK] != 0:
+        return EMPTY
+    return _level_at(m, instr, side - 1, off // m[b + B_TICK])
 
 
 @njit(cache=True)
 def _level_for_insert(m: np.ndarray, instr: int, side: int, price: int) -> int:
-    """The level at ``price``, created (and placed in the segment) if missing."""
-    b = m[H_BOOKS] + instr * BF + 3 * (side - 1)
-    sb = m[H_SEG]
-    start = m[b + B_SEG_START]
-    n = m[b + B_SEG_LEN]
-    key = _level_key(side, price)
-    pos = _seg_lower_bound(m, start, n, key)
-    if pos < start + n and m[sb + 2 * pos] == key:
-        lvl = m[sb + 2 * pos + 1]
-        if m[m[H_LEVELS] + lvl * LF + L_COUNT] == 0:  # an empty level kept in place
-            m[m[H_BOOKS] + instr * BF + B_EMPTY + side - 1] -= 1
+    """The level at ``price``, created if missing (the caller checked one is free)."""
+    s = side - 1
+    b = m[H_BOOKS] + instr * BF
+    t = (price - m[b + B_MIN_PRICE]) // m[b + B_TICK]
+    key = _level_key(instr, s, t)
+    lvl = _find(m, m[H_LEVELMAP], m[H_LEVELMAP_MASK], key)
+    if lvl != EMPTY:
         return lvl
     lvl = m[G_FREE_LEVEL]
     lrow = m[H_LEVELS] + lvl * LF
@@ -558,83 +676,40 @@ def _level_for_insert(m: np.ndarray, instr: int, side: int, price: int) -> int:
     m[lrow + L_TAIL] = EMPTY
     m[lrow + L_VISIBLE] = 0
     m[lrow + L_COUNT] = 0
-    cap = m[b + B_SEG_CAP]
-    if n == cap:  # relocate to a segment twice as large at the high-water mark
-        new_cap = max(MIN_SEGMENT, 2 * cap)
-        new_start = m[G_SEG_HWM]
-        m[G_SEG_HWM] = new_start + new_cap
-        for j in range(2 * n):
-            m[sb + 2 * new_start + j] = m[sb + 2 * start + j]
-        pos = new_start + (pos - start)
-        start = new_start
-        m[b + B_SEG_START] = start
-        m[b + B_SEG_CAP] = new_cap
-    for j in range(sb + 2 * (start + n) + 1, sb + 2 * pos + 1, -1):
-        m[j] = m[j - 2]
-    m[sb + 2 * pos] = key
-    m[sb + 2 * pos + 1] = lvl
-    m[b + B_SEG_LEN] = n + 1
+    m[lrow + L_TICK] = t
+    _insert(m, m[H_LEVELMAP], m[H_LEVELMAP_MASK], key, lvl)
+    _bm_set(m, b, s, t)
+    best = m[b + B_BEST + s]
+    if best < 0 or (t > best if s == 0 else t < best):
+        m[b + B_BEST + s] = t
+        m[b + B_BEST_LEVEL + s] = lvl
     return lvl
 
 
 @njit(cache=True)
-def _free_level(m: np.ndarray, lvl: int) -> None:
+def _level_emptied(m: np.ndarray, instr: int, side: int, lvl: int) -> None:
+    """A level lost its last order: unmark it, free it, and find the next best if needed."""
+    s = side - 1
+    b = m[H_BOOKS] + instr * BF
     lrow = m[H_LEVELS] + lvl * LF
+    t = m[lrow + L_TICK]
+    _delete(m, m[H_LEVELMAP], m[H_LEVELMAP_MASK], _level_key(instr, s, t))
+    _bm_clear(m, b, s, t)
     m[lrow + L_HEAD] = EMPTY
     m[lrow + L_TAIL] = EMPTY
     m[lrow + L_COUNT] = 0
     m[lrow + L_FREE_NEXT] = m[G_FREE_LEVEL]
     m[G_FREE_LEVEL] = lvl
-
-
-@njit(cache=True)
-def _level_emptied(m: np.ndarray, instr: int, side: int, lvl: int) -> None:
-    """A level lost its last order: pop it if it was the best, else keep it for reuse.
-
-    Keeping empty levels in the segment spares the memmove of deleting and re-inserting
-    a price that orders keep moving through; the best level is always a live one.
-    """
-    b = m[H_BOOKS] + instr * BF + 3 * (side - 1)
-    e = m[H_BOOKS] + instr * BF + B_EMPTY + side - 1
-    sb = m[H_SEG]
-    lb = m[H_LEVELS]
-    start = m[b + B_SEG_START]
-    n = m[b + B_SEG_LEN]
-    if m[sb + 2 * (start + n - 1) + 1] == lvl:
-        _free_level(m, lvl)
-        n -= 1
-        while n > 0:
-            below = m[sb + 2 * (start + n - 1) + 1]
-            if m[lb + below * LF + L_COUNT] != 0:
-                break
-            _free_level(m, below)
-            m[e] -= 1
-            n -= 1
-        m[b + B_SEG_LEN] = n
-        return
-    m[e] += 1
-    if m[e] > MIN_EMPTY_LEVELS and m[e] > n - m[e]:
-        w = start
-        for r in range(start, start + n):
-            kept = m[sb + 2 * r + 1]
-            if m[lb + kept * LF + L_COUNT] == 0:
-                _free_level(m, kept)
-            else:
-                m[sb + 2 * w] = m[sb + 2 * r]
-                m[sb + 2 * w + 1] = kept
-                w += 1
-        m[b + B_SEG_LEN] = w - start
-        m[e] = 0
+    if m[b + B_BEST + s] == t:
+        nt = _worse_tick(m, b, s, t)
+        m[b + B_BEST + s] = nt
+        m[b + B_BEST_LEVEL + s] = EMPTY if nt < 0 else _level_at(m, instr, s, nt)
 
 
 @njit(cache=True)
 def _best_level(m: np.ndarray, instr: int, s: int) -> int:
     """Best level of side index ``s`` (0 bids, 1 asks), or EMPTY."""
-    b = m[H_BOOKS] + instr * BF + 3 * s
-    n = m[b + B_SEG_LEN]
-    if n == 0:
-        return EMPTY
-    return m[m[H_SEG] + 2 * (m[b + B_SEG_START] + n - 1) + 1]
+    return m[m[H_BOOKS] + instr * BF + B_BEST_LEVEL + s]
 
 
 # =========================================================================================
@@ -703,7 +778,7 @@ def _leave_level(m: np.ndarray, slot: int) -> None:
 def _index(m: np.ndarray, slot: int) -> None:
     ob = m[H_ORDERS]
     o = ob + slot * OF
-    _id_insert(m, m[o + O_ID], slot)
+    _insert(m, m[H_IDMAP], m[H_IDMAP_MASK], m[o + O_ID], slot)
     a = m[H_ACCOUNTS] + m[o + O_ACCOUNT]
     head = m[a]
     m[o + O_ANEXT] = head
@@ -720,7 +795,7 @@ def _index(m: np.ndarray, slot: int) -> None:
 def _unindex_and_free(m: np.ndarray, slot: int) -> None:
     ob = m[H_ORDERS]
     o = ob + slot * OF
-    _id_delete(m, m[o + O_ID])
+    _delete(m, m[H_IDMAP], m[H_IDMAP_MASK], m[o + O_ID])
     prev = m[o + O_APREV]
     nxt = m[o + O_ANEXT]
     if prev == EMPTY:
@@ -834,11 +909,11 @@ def _crosses(side: int, limit: int, price: int) -> bool:
 def _fok_fillable(m, instr, side, limit, acct, stp, need) -> bool:
     ob = m[H_ORDERS]
     lb = m[H_LEVELS]
-    sb = m[H_SEG]
-    b = m[H_BOOKS] + instr * BF + 3 * (2 - side)
-    start = m[b + B_SEG_START]
-    for pos in range(start + m[b + B_SEG_LEN] - 1, start - 1, -1):
-        lrow = lb + m[sb + 2 * pos + 1] * LF
+    s = 2 - side  # the opposite side index
+    b = m[H_BOOKS] + instr * BF
+    t = m[b + B_BEST + s]
+    while t >= 0:
+        lrow = lb + _level_at(m, instr, s, t) * LF
         if not _crosses(side, limit, m[lrow + L_PRICE]):
             return False
         slot = m[lrow + L_HEAD]
@@ -852,6 +927,7 @@ def _fok_fillable(m, instr, side, limit, acct, stp, need) -> bool:
             slot = m[o + O_NEXT]
         if need <= 0:
             return True
+        t = _worse_tick(m, b, s, t)
     return False
 
 
@@ -1269,14 +1345,6 @@ def _event_bound(m, cmds, i, slot) -> int:
 
 
 @njit(cache=True)
-def _segment_must_move_but_cannot(m, instr, s) -> bool:
-    b = m[H_BOOKS] + instr * BF + 3 * s
-    cap = m[b + B_SEG_CAP]
-    full = m[b + B_SEG_LEN] == cap
-    return full and m[G_SEG_HWM] + max(MIN_SEGMENT, 2 * cap) > m[H_SEG_CAP]
-
-
-@njit(cache=True)
 def _needs_growth(m, cmds, i) -> int:
     kind = cmds[i, c.C_KIND]
     if kind != NEW_ORDER and kind != REPLACE_ORDER:
@@ -1289,11 +1357,6 @@ def _needs_growth(m, cmds, i) -> int:
         acct = cmds[i, c.C_ACCOUNT]
         if m[H_ACCOUNT_CAP] <= acct < m[G_MAX_ACCOUNTS]:
             return GROW_ACCOUNTS
-    instr = cmds[i, c.C_INSTRUMENT]
-    if 0 <= instr < m[H_BOOK_CAP]:
-        for s in range(2):
-            if _segment_must_move_but_cannot(m, instr, s):
-                return GROW_SEGMENTS
     return DONE
 
 
@@ -1346,21 +1409,18 @@ def run_batch(state, cmds, start, end, ev, n):
 def depth(state, instr, side, max_levels):
     """Top levels of one side as (price, visible qty, order count) rows, best first."""
     m = state[0]
-    b = m[H_BOOKS] + instr * BF + 3 * (side - 1)
-    start = m[b + B_SEG_START]
-    nlev = m[b + B_SEG_LEN]
-    out = np.empty((min(nlev, max_levels), 3), dtype=np.int64)
+    s = side - 1
+    b = m[H_BOOKS] + instr * BF
+    out = np.empty((max(0, max_levels), 3), dtype=np.int64)
     k = 0
-    for pos in range(start + nlev - 1, start - 1, -1):
-        if k == out.shape[0]:
-            break
-        lrow = m[H_LEVELS] + m[m[H_SEG] + 2 * pos + 1] * LF
-        if m[lrow + L_COUNT] == 0:
-            continue  # an empty level kept for reuse
+    t = m[b + B_BEST + s]
+    while t >= 0 and k < out.shape[0]:
+        lrow = m[H_LEVELS] + _level_at(m, instr, s, t) * LF
         out[k, 0] = m[lrow + L_PRICE]
         out[k, 1] = m[lrow + L_VISIBLE]
         out[k, 2] = m[lrow + L_COUNT]
         k += 1
+        t = _worse_tick(m, b, s, t)
     return out[:k]
 
 
@@ -1391,11 +1451,12 @@ def snapshot_orders(state):
     for instr in range(m[H_BOOK_CAP]):
         if m[m[H_BOOKS] + instr * BF + B_ACTIVE] == 0:
             continue
+        b = m[H_BOOKS] + instr * BF
         for s in range(2):
-            b = m[H_BOOKS] + instr * BF + 3 * s
-            start = m[b + B_SEG_START]
-            for pos in range(start + m[b + B_SEG_LEN] - 1, start - 1, -1):
-                slot = m[m[H_LEVELS] + m[m[H_SEG] + 2 * pos + 1] * LF + L_HEAD]
+            t = m[b + B_BEST + s]
+            while t >= 0:
+                slot = m[m[H_LEVELS] + _level_at(m, instr, s, t) * LF + L_HEAD]
+                t = _worse_tick(m, b, s, t)
                 while slot != EMPTY:
                     o = ob + slot * OF
                     out[k, c.S_INSTRUMENT] = instr
@@ -1429,9 +1490,6 @@ def load_orders(state, rows, start):
             return GROW_LEVELS, k
         if rows[k, c.S_ACCOUNT] >= m[H_ACCOUNT_CAP]:
             return GROW_ACCOUNTS, k
-        for s in range(2):
-            if _segment_must_move_but_cannot(m, instr, s):
-                return GROW_SEGMENTS, k
         slot = m[G_FREE_ORDER]
         o = m[H_ORDERS] + slot * OF
         m[G_FREE_ORDER] = m[o + O_NEXT]
