@@ -374,14 +374,14 @@ def _borrow2(ev: np.ndarray) -> np.ndarray:
 # Hash tables (order id -> slot, book side and tick -> level): linear probing with
 # backward-shift deletion, keys never 0, at most half full
 # =========================================================================================
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _home(key: int, mask: int) -> int:
     h = key * -7046029254386353131
     h ^= h >> 29
     return h & mask
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _find(m: np.ndarray, base: int, mask: int, key: int) -> int:
     i = _home(key, mask)
     while True:
@@ -393,7 +393,7 @@ def _find(m: np.ndarray, base: int, mask: int, key: int) -> int:
         i = (i + 1) & mask
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _insert(m: np.ndarray, base: int, mask: int, key: int, value: int) -> None:
     i = _home(key, mask)
     while m[base + 2 * i] != 0:
@@ -427,7 +427,7 @@ def _delete(m: np.ndarray, base: int, mask: int, key: int) -> None:
     m[base + 2 * i + 1] = 0
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _lookup(m: np.ndarray, order_id: int) -> int:
     return _find(m, m[H_IDMAP], m[H_IDMAP_MASK], order_id)
 
@@ -540,7 +540,7 @@ def _ctz(typingctx, x):
     return sig, codegen
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _bm_levels(m: np.ndarray, b: int, s: int) -> tuple:
     """(level-2 base, level-1 base, level-0 base, level-2 words) of one side's bitmap."""
     ticks = m[b + B_TICKS]
@@ -551,7 +551,7 @@ def _bm_levels(m: np.ndarray, b: int, s: int) -> tuple:
     return l2, l2 + w2, l2 + w2 + w1, w2
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _bm_set(m: np.ndarray, b: int, s: int, t: int) -> None:
     l2, l1, l0, _ = _bm_levels(m, b, s)
     i0 = t >> 6
@@ -565,7 +565,7 @@ def _bm_set(m: np.ndarray, b: int, s: int, t: int) -> None:
             m[l2 + (i1 >> 6)] |= 1 << (i1 & 63)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _bm_clear(m: np.ndarray, b: int, s: int, t: int) -> None:
     l2, l1, l0, _ = _bm_levels(m, b, s)
     i0 = t >> 6
@@ -639,12 +639,23 @@ def _worse_tick(m: np.ndarray, b: int, s: int, t: int) -> int:
     return _bm_next(m, b, s, t + 1)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
+def _per_unit(value: int, unit: int) -> int:
+    """``value // unit``, skipping the division for the common unit of 1 (it is slow)."""
+    return value if unit == 1 else value // unit
+
+
+@njit(cache=True, inline="always")
+def _is_multiple(value: int, unit: int) -> bool:
+    return unit == 1 or value % unit == 0
+
+
+@njit(cache=True, inline="always")
 def _level_key(instr: int, s: int, t: int) -> int:
     return ((instr * 2 + s) << 22) + t + 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _level_at(m: np.ndarray, instr: int, s: int, t: int) -> int:
     return _find(m, m[H_LEVELMAP], m[H_LEVELMAP_MASK], _level_key(instr, s, t))
 
@@ -663,7 +674,7 @@ def _level_for_insert(m: np.ndarray, instr: int, side: int, price: int) -> int:
     """The level at ``price``, created if missing (the caller checked one is free)."""
     s = side - 1
     b = m[H_BOOKS] + instr * BF
-    t = (price - m[b + B_MIN_PRICE]) // m[b + B_TICK]
+    t = _per_unit(price - m[b + B_MIN_PRICE], m[b + B_TICK])
     key = _level_key(instr, s, t)
     lvl = _find(m, m[H_LEVELMAP], m[H_LEVELMAP_MASK], key)
     if lvl != EMPTY:
@@ -706,7 +717,7 @@ def _level_emptied(m: np.ndarray, instr: int, side: int, lvl: int) -> None:
         m[b + B_BEST_LEVEL + s] = EMPTY if nt < 0 else _level_at(m, instr, s, nt)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _best_level(m: np.ndarray, instr: int, s: int) -> int:
     """Best level of side index ``s`` (0 bids, 1 asks), or EMPTY."""
     return m[m[H_BOOKS] + instr * BF + B_BEST_LEVEL + s]
@@ -715,7 +726,7 @@ def _best_level(m: np.ndarray, instr: int, s: int) -> int:
 # =========================================================================================
 # Orders in levels and in the indexes
 # =========================================================================================
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _append(m: np.ndarray, lvl: int, slot: int) -> None:
     ob = m[H_ORDERS]
     lrow = m[H_LEVELS] + lvl * LF
@@ -731,7 +742,7 @@ def _append(m: np.ndarray, lvl: int, slot: int) -> None:
     m[o + O_LEVEL] = lvl
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _unlink(m: np.ndarray, lvl: int, slot: int) -> None:
     ob = m[H_ORDERS]
     lrow = m[H_LEVELS] + lvl * LF
@@ -811,13 +822,13 @@ def _unindex_and_free(m: np.ndarray, slot: int) -> None:
     m[G_FREE_ORDER] = slot
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _remove(m: np.ndarray, slot: int) -> None:
     _leave_level(m, slot)
     _unindex_and_free(m, slot)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _weight(m: np.ndarray, o: int) -> int:
     """Most times one taker can meet this resting order: once per displayed slice."""
     display = m[o + O_DISPLAY]
@@ -826,7 +837,7 @@ def _weight(m: np.ndarray, o: int) -> int:
     return 1 + (m[o + O_HIDDEN] + display - 1) // display
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _add_weight(m: np.ndarray, o: int, delta: int) -> None:
     m[m[H_BOOKS] + m[o + O_INSTRUMENT] * BF + B_WEIGHT + m[o + O_SIDE] - 1] += delta
 
@@ -834,7 +845,7 @@ def _add_weight(m: np.ndarray, o: int, delta: int) -> None:
 # =========================================================================================
 # Events
 # =========================================================================================
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _put(
     ev: np.ndarray,
     n: int,
@@ -872,7 +883,7 @@ def _put(
     return n + 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _order_event(ev, n, seq, kind, m, slot, qty, leaves, shown, reason):
     """One event about a resting (or just removed) order, read from its row."""
     o = m[H_ORDERS] + slot * OF
@@ -900,7 +911,7 @@ def _order_event(ev, n, seq, kind, m, slot, qty, leaves, shown, reason):
 # =========================================================================================
 # Matching
 # =========================================================================================
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _crosses(side: int, limit: int, price: int) -> bool:
     return price <= limit if side == BUY else price >= limit
 
@@ -1066,7 +1077,7 @@ def _validate_new(m, cmds, i) -> int:
         return code
     qty = cmds[i, c.C_QTY]
     display = cmds[i, c.C_DISPLAY_QTY]
-    if display < 0 or display > qty or display % m[b + B_LOT] != 0:
+    if display < 0 or display > qty or not _is_multiple(display, m[b + B_LOT]):
         return RJ_INVALID_DISPLAY_QUANTITY
     if display > 0 and not resting:
         return RJ_INVALID_DISPLAY_QUANTITY
@@ -1086,11 +1097,11 @@ def _validate_new(m, cmds, i) -> int:
 def _check_price_qty(m, b, price, qty) -> int:
     if price < m[b + B_MIN_PRICE] or price > m[b + B_MAX_PRICE]:
         return RJ_PRICE_OUT_OF_RANGE
-    if price % m[b + B_TICK] != 0:
+    if not _is_multiple(price, m[b + B_TICK]):
         return RJ_PRICE_OFF_TICK
     if qty < m[b + B_MIN_QTY] or qty > m[b + B_MAX_QTY]:
         return RJ_QUANTITY_OUT_OF_RANGE
-    if qty % m[b + B_LOT] != 0:
+    if not _is_multiple(qty, m[b + B_LOT]):
         return RJ_QUANTITY_OFF_LOT
     return RJ_OK
 
@@ -1148,7 +1159,7 @@ def _new_order(m, cmds, i, ev, n):
     return n
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _owned_slot(m, cmds, i) -> int:
     oid = cmds[i, c.C_ORDER_ID]
     if oid <= 0:
@@ -1340,7 +1351,7 @@ def _event_bound(m, cmds, i, slot) -> int:
     # Every fill or decrement takes at least a lot; only CANCEL_OLDEST can meet many
     # of the taker's own orders without shrinking it.
     if stp != STP_OLDEST and qty >= 0 and m[b + B_LOT] > 0:
-        touches = min(touches, qty // m[b + B_LOT] + 1)
+        touches = min(touches, _per_unit(qty, m[b + B_LOT]) + 1)
     return 2 + 2 * touches
 
 
