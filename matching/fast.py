@@ -43,11 +43,15 @@ class FastBook(OrderBook):
             )
         if iid >= self._mem[k.H_BOOK_CAP]:
             self.state = k.grow_books(self.state, iid + 1)
-        words = k.bitmap_words(spec.ticks)
+        w2, w1 = k.bitmap_shape(spec.ticks)
+        words = w2 + 2 * w1  # per side: level 2, level 1, chunk directory
         hwm = int(self._mem[k.G_BITMAP_HWM])
         if hwm + 2 * words > self._mem[k.H_BITMAP_CAP]:
             self.state = k.grow_bitmaps(self.state, hwm + 2 * words)
         self._mem[k.G_BITMAP_HWM] = hwm + 2 * words
+        bitmaps = k.arena_views(self.state)["bitmaps"][:, 0]
+        for side_base in (hwm, hwm + words):
+            bitmaps[side_base + w2 + w1 : side_base + words] = k.EMPTY  # no chunks yet
         row = k.arena_views(self.state)["books"][iid]
         row[:] = 0
         row[k.B_ACTIVE] = 1
@@ -140,6 +144,8 @@ class FastBook(OrderBook):
         if status == k.GROW_ORDERS:
             cap = int(self._mem[k.H_ORDER_CAP])
             self.state = k.grow_orders(self.state, min(2 * cap, self.config.max_orders))
+        elif status == k.GROW_CHUNKS:
+            self.state = k.grow_chunks(self.state)
         elif status == k.GROW_LEVELS:
             self.state = k.grow_levels(self.state)
         elif status == k.GROW_ACCOUNTS:

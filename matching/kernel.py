@@ -11,11 +11,13 @@ a view the runtime does not count, and every helper takes ``m`` plus integers.
 
 Regions (see ``new_state``): ``orders``, a pool of order rows linked FIFO per level and
 per account; ``levels``, a pool of price levels; ``books``, one row per instrument id;
-``bitmaps``, three-level bitmaps per (instrument, side) marking the ticks that hold a
-level, so the next best price is a few word scans away however wide the range, never a
-walk through empty ticks; ``levelmap``, an open-addressing table (book side, tick) ->
-level; ``idmap``, the same for order id -> slot; ``heap``, GTD slots ordered by (expiry,
-id); ``accounts``, the head of each account's order list.
+``bitmaps`` and ``chunks``, three-level bitmaps per (instrument, side) marking the ticks
+that hold a level, so the next best price is a few word scans away however wide the
+range, never a walk through empty ticks (the bottom level is allocated in chunks of 4,096
+ticks only where levels are, so a million-tick range costs a few KiB, not 256);
+``levelmap``, an open-addressing table (book side, tick) -> level; ``idmap``, the same
+for order id -> slot; ``heap``, GTD slots ordered by (expiry, id); ``accounts``, the head
+of each account's order list.
 The rules are those of ``matching.reference`` (its docstring lists them); the two must
 produce identical events.
 """
@@ -55,6 +57,9 @@ G_BITMAP_HWM = 20
 H_LEVEL_CAP = 21
 H_LEVELMAP = 22
 H_LEVELMAP_MASK = 23
+H_CHUNKS = 24
+H_CHUNK_CAP = 25
+G_FREE_CHUNK = 26
 HEADER_WORDS = 32
 
 # --- order rows ------------------------------------------------------------------------
@@ -108,12 +113,13 @@ BF = 16
 # --- run_batch status ----------------------------------------------------------------------
 DONE = 0
 GROW_ORDERS = 1
-GROW_BITMAPS = 2
+GROW_CHUNKS = 2
 GROW_ACCOUNTS = 3
 NEED_EVENT_ROOM = 4  # the event buffer must be drained (or grown) first
 GROW_LEVELS = 5
 
-MAX_TICKS = 1 << 22  # prices per instrument: the bitmaps take ticks / 32 bytes per book
+MAX_TICKS = 1 << 22  # prices per instrument (level keys hold 22 bits of tick)
+CHUNK_WORDS = 64  # level-0 bitmap words per chunk: 4,096 ticks
 EMPTY = -1
 
 # Local copies: numba folds module-level ints into the compiled code as constants.
@@ -185,7 +191,7 @@ def _table_size(order_capacity: int) -> int:
 
 
 def _layout(
-    orders: int, levels: int, books: int, bitmap_words: int, accounts: int
+    orders: int, levels: int, books: int, bitmap_words: int, accounts: int, chunks: int
 ) -> tuple[np.ndarray, int]:
     """A zeroed arena with the header's region offsets filled in; returns (mem, size)."""
     head = np.zeros(HEADER_WORDS, dtype=np.int64)
@@ -200,6 +206,7 @@ def _layout(
         (H_LEVELMAP, level_table * 2),
         (H_HEAP, orders),
         (H_ACCOUNTS, accounts),
+        (H_CHUNKS, chunks * CHUNK_WORDS),
     ]
     at = HEADER_WORDS
     for key, words in sizes:
@@ -212,16 +219,24 @@ def _layout(
     head[H_IDMAP_MASK] = order_table - 1
     head[H_LEVELMAP_MASK] = level_table - 1
     head[H_ACCOUNT_CAP] = accounts
+    head[H_CHUNK_CAP] = chunks
     mem = np.zeros(at, dtype=np.int64)
     mem[:HEADER_WORDS] = head
     return mem, at
 
 
-def bitmap_words(ticks: int) -> int:
-    """Words of one side's three-level bitmap over ``ticks`` prices."""
-    w0 = (ticks + 63) // 64
-    w1 = (w0 + 63) // 64
-    return w0 + w1 + (w1 + 63) // 64
+def bitmap_shape(ticks: int) -> tuple[int, int]:
+    """(level-2 words, level-1 words) of one side's bitmap over ``ticks`` prices; the side
+    takes level 2, level 1 and a chunk directory as long as level 1."""
+    w1 = ((ticks + 63) // 64 + 63) // 64
+    return (w1 + 63) // 64, w1
+
+
+def _chain_chunks(mem: np.ndarray, first: int, last_exclusive: int) -> None:
+    chunks = region(mem, H_CHUNKS, int(mem[H_CHUNK_CAP]), CHUNK_WORDS)
+    chunks[first:last_exclusive, 0] = np.arange(first + 1, last_exclusive + 1)
+    chunks[last_exclusive - 1, 0] = mem[G_FREE_CHUNK]
+    mem[G_FREE_CHUNK] = first
 
 
 def region(mem: np.ndarray, key: int, rows: int, width: int) -> np.ndarray:
@@ -255,9 +270,11 @@ def new_state(
     max_accounts: int,
 ) -> tuple:
     """A fresh arena, as a one-element tuple (the book's ``state``)."""
-    mem, _ = _layout(order_capacity, order_capacity, instrument_capacity, 64, account_capacity)
+    mem, _ = _layout(order_capacity, order_capacity, instrument_capacity, 64, account_capacity, 64)
     mem[G_FREE_ORDER] = EMPTY
     mem[G_FREE_LEVEL] = EMPTY
+    mem[G_FREE_CHUNK] = EMPTY
+    _chain_chunks(mem, 0, 64)
     _chain_orders(mem, 0, order_capacity)
     _chain_levels(mem, 0, order_capacity)
     region(mem, H_ACCOUNTS, account_capacity, 1)[:] = EMPTY
@@ -273,6 +290,7 @@ def _regrow(
     books: int | None = None,
     bitmaps: int | None = None,
     accounts: int | None = None,
+    chunks: int | None = None,
 ) -> tuple:
     """Copy the arena into a larger one; only the regions named get bigger."""
     (old,) = state
@@ -281,8 +299,10 @@ def _regrow(
     l_cap = int(old[H_LEVEL_CAP])
     new_o, new_b = orders or o_cap, books or b_cap
     new_s, new_a, new_l = bitmaps or s_cap, accounts or a_cap, levels or l_cap
-    mem, _ = _layout(new_o, new_l, new_b, new_s, new_a)
-    for key in range(G_FREE_ORDER, G_BITMAP_HWM + 1):  # counters; region keys are new
+    c_cap = int(old[H_CHUNK_CAP])
+    new_c = chunks or c_cap
+    mem, _ = _layout(new_o, new_l, new_b, new_s, new_a, new_c)
+    for key in (*range(G_FREE_ORDER, G_BITMAP_HWM + 1), G_FREE_CHUNK):  # counters
         mem[key] = old[key]
     for key, rows, new_rows, width in (
         (H_ORDERS, o_cap, new_o, OF),
@@ -291,6 +311,7 @@ def _regrow(
         (H_BITMAPS, s_cap, new_s, 1),
         (H_HEAP, o_cap, new_o, 1),
         (H_ACCOUNTS, a_cap, new_a, 1),
+        (H_CHUNKS, c_cap, new_c, CHUNK_WORDS),
     ):
         region(mem, key, new_rows, width)[:rows] = region(old, key, rows, width)
     region(mem, H_ACCOUNTS, new_a, 1)[a_cap:] = EMPTY
@@ -298,6 +319,8 @@ def _regrow(
         _chain_orders(mem, o_cap, new_o)
     if new_l > l_cap:
         _chain_levels(mem, l_cap, new_l)
+    if new_c > c_cap:
+        _chain_chunks(mem, c_cap, new_c)
     _rehash(old, mem)
     return (mem,)
 
@@ -309,6 +332,10 @@ def grow_orders(state: tuple, new_capacity: int) -> tuple:
 
 def grow_levels(state: tuple) -> tuple:
     return _regrow(state, levels=2 * int(state[0][H_LEVEL_CAP]))
+
+
+def grow_chunks(state: tuple) -> tuple:
+    return _regrow(state, chunks=2 * int(state[0][H_CHUNK_CAP]))
 
 
 def grow_bitmaps(state: tuple, needed: int) -> tuple:
@@ -341,6 +368,7 @@ def arena_views(state: tuple) -> dict[str, np.ndarray]:
         "levels": region(mem, H_LEVELS, int(mem[H_LEVEL_CAP]), LF),
         "books": region(mem, H_BOOKS, int(mem[H_BOOK_CAP]), BF),
         "bitmaps": region(mem, H_BITMAPS, int(mem[H_BITMAP_CAP]), 1),
+        "chunks": region(mem, H_CHUNKS, int(mem[H_CHUNK_CAP]), CHUNK_WORDS),
         "idmap": region(mem, H_IDMAP, int(mem[H_IDMAP_MASK]) + 1, 2),
         "levelmap": region(mem, H_LEVELMAP, int(mem[H_LEVELMAP_MASK]) + 1, 2),
         "heap": region(mem, H_HEAP, o_cap, 1),
@@ -542,41 +570,59 @@ def _ctz(typingctx, x):
 
 @njit(cache=True, inline="always")
 def _bm_levels(m: np.ndarray, b: int, s: int) -> tuple:
-    """(level-2 base, level-1 base, level-0 base, level-2 words) of one side's bitmap."""
+    """(level-2 base, level-1 base, chunk directory base, level-2 words) of one side."""
     ticks = m[b + B_TICKS]
-    w0 = (ticks + 63) >> 6
-    w1 = (w0 + 63) >> 6
+    w1 = (((ticks + 63) >> 6) + 63) >> 6
     w2 = (w1 + 63) >> 6
     l2 = m[H_BITMAPS] + m[b + B_BITMAP + s]
     return l2, l2 + w2, l2 + w2 + w1, w2
 
 
 @njit(cache=True, inline="always")
+def _l0(m: np.ndarray, d: int, i1: int) -> int:
+    """Base of the level-0 words of tick group ``i1`` (its chunk), or -1 if it has none."""
+    chunk = m[d + i1]
+    return -1 if chunk < 0 else m[H_CHUNKS] + chunk * CHUNK_WORDS
+
+
+@njit(cache=True)
 def _bm_set(m: np.ndarray, b: int, s: int, t: int) -> None:
-    l2, l1, l0, _ = _bm_levels(m, b, s)
+    l2, l1, d, _ = _bm_levels(m, b, s)
     i0 = t >> 6
-    word = m[l0 + i0]
-    m[l0 + i0] = word | (1 << (t & 63))
+    i1 = i0 >> 6
+    base = _l0(m, d, i1)
+    if base < 0:  # first level in these 4,096 ticks: take a chunk (run_batch checked)
+        chunk = m[G_FREE_CHUNK]
+        base = m[H_CHUNKS] + chunk * CHUNK_WORDS
+        m[G_FREE_CHUNK] = m[base]
+        for j in range(CHUNK_WORDS):
+            m[base + j] = 0
+        m[d + i1] = chunk
+    word = m[base + (i0 & 63)]
+    m[base + (i0 & 63)] = word | (1 << (t & 63))
     if word == 0:
-        i1 = i0 >> 6
         word = m[l1 + i1]
         m[l1 + i1] = word | (1 << (i0 & 63))
         if word == 0:
             m[l2 + (i1 >> 6)] |= 1 << (i1 & 63)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _bm_clear(m: np.ndarray, b: int, s: int, t: int) -> None:
-    l2, l1, l0, _ = _bm_levels(m, b, s)
+    l2, l1, d, _ = _bm_levels(m, b, s)
     i0 = t >> 6
-    word = m[l0 + i0] & ~(1 << (t & 63))
-    m[l0 + i0] = word
+    i1 = i0 >> 6
+    base = _l0(m, d, i1)
+    word = m[base + (i0 & 63)] & ~(1 << (t & 63))
+    m[base + (i0 & 63)] = word
     if word == 0:
-        i1 = i0 >> 6
         word = m[l1 + i1] & ~(1 << (i0 & 63))
         m[l1 + i1] = word
-        if word == 0:
+        if word == 0:  # the chunk is empty: give it back
             m[l2 + (i1 >> 6)] &= ~(1 << (i1 & 63))
+            m[base] = m[G_FREE_CHUNK]
+            m[G_FREE_CHUNK] = m[d + i1]
+            m[d + i1] = -1
 
 
 @njit(cache=True)
@@ -584,12 +630,14 @@ def _bm_prev(m: np.ndarray, b: int, s: int, t: int) -> int:
     """Highest marked tick <= t, or -1."""
     if t < 0:
         return -1
-    l2, l1, l0, _ = _bm_levels(m, b, s)
+    l2, l1, d, _ = _bm_levels(m, b, s)
     i0 = t >> 6
-    w = m[l0 + i0] & ~(-2 << (t & 63))
-    if w != 0:
-        return (i0 << 6) + 63 - _clz(w)
     i1 = i0 >> 6
+    base = _l0(m, d, i1)
+    if base >= 0:
+        w = m[base + (i0 & 63)] & ~(-2 << (t & 63))
+        if w != 0:
+            return (i0 << 6) + 63 - _clz(w)
     w = m[l1 + i1] & ~(-1 << (i0 & 63))
     if w == 0:
         i2 = i1 >> 6
@@ -602,7 +650,7 @@ def _bm_prev(m: np.ndarray, b: int, s: int, t: int) -> int:
         i1 = (i2 << 6) + 63 - _clz(w)
         w = m[l1 + i1]
     i0 = (i1 << 6) + 63 - _clz(w)
-    return (i0 << 6) + 63 - _clz(m[l0 + i0])
+    return (i0 << 6) + 63 - _clz(m[_l0(m, d, i1) + (i0 & 63)])
 
 
 @njit(cache=True)
@@ -610,12 +658,14 @@ def _bm_next(m: np.ndarray, b: int, s: int, t: int) -> int:
     """Lowest marked tick >= t, or -1."""
     if t >= m[b + B_TICKS]:
         return -1
-    l2, l1, l0, w2 = _bm_levels(m, b, s)
+    l2, l1, d, w2 = _bm_levels(m, b, s)
     i0 = t >> 6
-    w = m[l0 + i0] & (-1 << (t & 63))
-    if w != 0:
-        return (i0 << 6) + _ctz(w)
     i1 = i0 >> 6
+    base = _l0(m, d, i1)
+    if base >= 0:
+        w = m[base + (i0 & 63)] & (-1 << (t & 63))
+        if w != 0:
+            return (i0 << 6) + _ctz(w)
     w = m[l1 + i1] & (-2 << (i0 & 63))
     if w == 0:
         i2 = i1 >> 6
@@ -628,7 +678,7 @@ def _bm_next(m: np.ndarray, b: int, s: int, t: int) -> int:
         i1 = (i2 << 6) + _ctz(w)
         w = m[l1 + i1]
     i0 = (i1 << 6) + _ctz(w)
-    return (i0 << 6) + _ctz(m[l0 + i0])
+    return (i0 << 6) + _ctz(m[_l0(m, d, i1) + (i0 & 63)])
 
 
 @njit(cache=True)
@@ -1362,6 +1412,8 @@ def _needs_growth(m, cmds, i) -> int:
         return DONE
     if m[G_FREE_LEVEL] == EMPTY:
         return GROW_LEVELS
+    if m[G_FREE_CHUNK] == EMPTY:
+        return GROW_CHUNKS
     if kind == NEW_ORDER:
         if m[G_FREE_ORDER] == EMPTY and m[H_ORDER_CAP] < m[G_MAX_ORDERS]:
             return GROW_ORDERS
@@ -1499,6 +1551,8 @@ def load_orders(state, rows, start):
             return GROW_ORDERS, k
         if m[G_FREE_LEVEL] == EMPTY:
             return GROW_LEVELS, k
+        if m[G_FREE_CHUNK] == EMPTY:
+            return GROW_CHUNKS, k
         if rows[k, c.S_ACCOUNT] >= m[H_ACCOUNT_CAP]:
             return GROW_ACCOUNTS, k
         slot = m[G_FREE_ORDER]
