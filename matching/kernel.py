@@ -430,7 +430,7 @@ def _insert(m: np.ndarray, base: int, mask: int, key: int, value: int) -> None:
     m[base + 2 * i + 1] = value
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _delete(m: np.ndarray, base: int, mask: int, key: int) -> None:
     i = _home(key, mask)
     while m[base + 2 * i] != key:
@@ -520,7 +520,7 @@ def _heap_sift_down(m: np.ndarray, n: int, pos: int) -> None:
     _heap_place(m, pos, slot)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _heap_push(m: np.ndarray, slot: int) -> None:
     n = m[G_HEAP_N]
     m[m[H_HEAP] + n] = slot
@@ -528,7 +528,7 @@ def _heap_push(m: np.ndarray, slot: int) -> None:
     _heap_sift_up(m, n)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _heap_remove(m: np.ndarray, slot: int) -> None:
     hb = m[H_HEAP]
     pos = m[m[H_ORDERS] + slot * OF + O_HEAP_POS]
@@ -585,7 +585,7 @@ def _l0(m: np.ndarray, d: int, i1: int) -> int:
     return -1 if chunk < 0 else m[H_CHUNKS] + chunk * CHUNK_WORDS
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _bm_set(m: np.ndarray, b: int, s: int, t: int) -> None:
     l2, l1, d, _ = _bm_levels(m, b, s)
     i0 = t >> 6
@@ -607,7 +607,7 @@ def _bm_set(m: np.ndarray, b: int, s: int, t: int) -> None:
             m[l2 + (i1 >> 6)] |= 1 << (i1 & 63)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _bm_clear(m: np.ndarray, b: int, s: int, t: int) -> None:
     l2, l1, d, _ = _bm_levels(m, b, s)
     i0 = t >> 6
@@ -719,7 +719,7 @@ def _find_level(m: np.ndarray, instr: int, side: int, price: int) -> int:
     return _level_at(m, instr, side - 1, off // m[b + B_TICK])
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _level_for_insert(m: np.ndarray, instr: int, side: int, price: int) -> int:
     """The level at ``price``, created if missing (the caller checked one is free)."""
     s = side - 1
@@ -747,7 +747,7 @@ def _level_for_insert(m: np.ndarray, instr: int, side: int, price: int) -> int:
     return lvl
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _level_emptied(m: np.ndarray, instr: int, side: int, lvl: int) -> None:
     """A level lost its last order: unmark it, free it, and find the next best if needed."""
     s = side - 1
@@ -809,7 +809,7 @@ def _unlink(m: np.ndarray, lvl: int, slot: int) -> None:
         m[ob + nxt * OF + O_PREV] = prev
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _rest(m: np.ndarray, slot: int) -> None:
     """Put ``slot`` at the back of its price level."""
     o = m[H_ORDERS] + slot * OF
@@ -821,7 +821,7 @@ def _rest(m: np.ndarray, slot: int) -> None:
     _add_weight(m, o, _weight(m, o))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _leave_level(m: np.ndarray, slot: int) -> None:
     """Take ``slot`` out of its level, dropping the level when it empties."""
     o = m[H_ORDERS] + slot * OF
@@ -835,7 +835,7 @@ def _leave_level(m: np.ndarray, slot: int) -> None:
         _level_emptied(m, m[o + O_INSTRUMENT], m[o + O_SIDE], lvl)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _index(m: np.ndarray, slot: int) -> None:
     ob = m[H_ORDERS]
     o = ob + slot * OF
@@ -852,7 +852,7 @@ def _index(m: np.ndarray, slot: int) -> None:
     m[G_LIVE] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _unindex_and_free(m: np.ndarray, slot: int) -> None:
     ob = m[H_ORDERS]
     o = ob + slot * OF
@@ -1000,7 +1000,7 @@ def _would_take(m, instr, side, price) -> bool:
     return _crosses(side, price, m[m[H_LEVELS] + lvl * LF + L_PRICE])
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _take(m, ev, n, seq, instr, side, limit, oid, acct, stp, leaves, filled, qty):
     """Trade a taker against the opposite side.
 
@@ -1090,7 +1090,7 @@ def _take(m, ev, n, seq, instr, side, limit, oid, acct, stp, leaves, filled, qty
 # =========================================================================================
 # Commands
 # =========================================================================================
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _validate_new(m, cmds, i) -> int:
     instr = cmds[i, c.C_INSTRUMENT]
     if instr < 0 or instr >= m[H_BOOK_CAP]:
@@ -1143,7 +1143,7 @@ def _validate_new(m, cmds, i) -> int:
     return RJ_OK
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _check_price_qty(m, b, price, qty) -> int:
     if price < m[b + B_MIN_PRICE] or price > m[b + B_MAX_PRICE]:
         return RJ_PRICE_OUT_OF_RANGE
@@ -1156,8 +1156,9 @@ def _check_price_qty(m, b, price, qty) -> int:
     return RJ_OK
 
 
-@njit(cache=True)
-def _new_order(m, cmds, i, ev, n):
+@njit(cache=True, inline="always")
+def _new_order_enter(m, cmds, i, ev, n):
+    """Validate and acknowledge a new order. Returns ``(n, whether it goes on to trade)``."""
     seq = cmds[i, c.C_SEQ]
     instr = cmds[i, c.C_INSTRUMENT]
     oid = cmds[i, c.C_ORDER_ID]
@@ -1169,39 +1170,45 @@ def _new_order(m, cmds, i, ev, n):
     if code != RJ_OK:
         n = _put(ev, n, seq, EV_REJECTED, instr, oid, acct, side, price, qty, 0, 0, 0, 0,
                  code, 0, 0)  # fmt: skip
-        return n
+        return n, False
     n = _put(ev, n, seq, EV_ACCEPTED, instr, oid, acct, side, price, qty, qty, 0, 0, 0, 0,
              0, 0)  # fmt: skip
-    tif = cmds[i, c.C_TIF]
-    stp = cmds[i, c.C_STP]
-    if tif == FOK and not _fok_fillable(m, instr, side, price, acct, stp, qty):
-        return _put(ev, n, seq, EV_CANCELLED, instr, oid, acct, side, price, qty, 0, 0, 0, 0,
-                    CR_FOK, 0, 0)  # fmt: skip
-    n, leaves, filled, qty, alive = _take(
-        m, ev, n, seq, instr, side, price, oid, acct, stp, qty, 0, qty
-    )
+    if cmds[i, c.C_TIF] == FOK and not _fok_fillable(
+        m, instr, side, price, acct, cmds[i, c.C_STP], qty
+    ):
+        n = _put(ev, n, seq, EV_CANCELLED, instr, oid, acct, side, price, qty, 0, 0, 0, 0,
+                 CR_FOK, 0, 0)  # fmt: skip
+        return n, False
+    return n, True
+
+
+@njit(cache=True, inline="always")
+def _new_order_finish(m, cmds, i, ev, n, leaves, filled, qty, alive):
+    """After trading: rest what is left of a GTC/GTD order, cancel it for IOC/FOK/market."""
     if not alive or leaves == 0:
         return n
+    tif = cmds[i, c.C_TIF]
     if tif != GTC and tif != GTD:
-        return _put(ev, n, seq, EV_CANCELLED, instr, oid, acct, side, price, leaves, 0, 0, 0, 0,
-                    CR_IOC, 0, 0)  # fmt: skip
+        return _put(ev, n, cmds[i, c.C_SEQ], EV_CANCELLED, cmds[i, c.C_INSTRUMENT],
+                    cmds[i, c.C_ORDER_ID], cmds[i, c.C_ACCOUNT], cmds[i, c.C_SIDE],
+                    cmds[i, c.C_PRICE], leaves, 0, 0, 0, 0, CR_IOC, 0, 0)  # fmt: skip
     slot = m[G_FREE_ORDER]
     o = m[H_ORDERS] + slot * OF
     m[G_FREE_ORDER] = m[o + O_NEXT]
     display = cmds[i, c.C_DISPLAY_QTY]
     shown = min(display, leaves) if display > 0 else leaves
-    m[o + O_ID] = oid
-    m[o + O_ACCOUNT] = acct
+    m[o + O_ID] = cmds[i, c.C_ORDER_ID]
+    m[o + O_ACCOUNT] = cmds[i, c.C_ACCOUNT]
     m[o + O_SHOWN] = shown
     m[o + O_HIDDEN] = leaves - shown
     m[o + O_FILLED] = filled
     m[o + O_QTY] = qty
-    m[o + O_PRICE] = price
-    m[o + O_INSTRUMENT] = instr
-    m[o + O_SIDE] = side
+    m[o + O_PRICE] = cmds[i, c.C_PRICE]
+    m[o + O_INSTRUMENT] = cmds[i, c.C_INSTRUMENT]
+    m[o + O_SIDE] = cmds[i, c.C_SIDE]
     m[o + O_DISPLAY] = display
     m[o + O_TIF] = tif
-    m[o + O_STP] = stp
+    m[o + O_STP] = cmds[i, c.C_STP]
     m[o + O_POST_ONLY] = cmds[i, c.C_POST_ONLY]
     m[o + O_EXPIRE] = cmds[i, c.C_EXPIRE_TS]
     _rest(m, slot)
@@ -1223,14 +1230,14 @@ def _owned_slot(m, cmds, i) -> int:
     return slot
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _command_reject(ev, n, cmds, i, code):
     return _put(ev, n, cmds[i, c.C_SEQ], EV_CMD_REJECTED, cmds[i, c.C_INSTRUMENT],
              cmds[i, c.C_ORDER_ID], cmds[i, c.C_ACCOUNT], 0, cmds[i, c.C_PRICE],
              cmds[i, c.C_QTY], 0, 0, 0, 0, code, 0, 0)  # fmt: skip
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _cancel(m, cmds, i, ev, n, slot):
     if slot == EMPTY:
         return _command_reject(ev, n, cmds, i, RJ_UNKNOWN_ORDER)
@@ -1240,10 +1247,12 @@ def _cancel(m, cmds, i, ev, n, slot):
     return _order_event(ev, n, cmds[i, c.C_SEQ], EV_CANCELLED, m, slot, leaves, 0, 0, CR_USER)
 
 
-@njit(cache=True)
-def _replace(m, cmds, i, ev, n, slot):
+@njit(cache=True, inline="always")
+def _replace_enter(m, cmds, i, ev, n, slot):
+    """Validate a replace; apply it in place if it keeps priority, else take the order out
+    of its level at its new price. Returns ``(n, whether it goes on to trade)``."""
     if slot == EMPTY:
-        return _command_reject(ev, n, cmds, i, RJ_UNKNOWN_ORDER)
+        return _command_reject(ev, n, cmds, i, RJ_UNKNOWN_ORDER), False
     o = m[H_ORDERS] + slot * OF
     instr = m[o + O_INSTRUMENT]
     side = m[o + O_SIDE]
@@ -1256,7 +1265,7 @@ def _replace(m, cmds, i, ev, n, slot):
     if code == RJ_OK and m[o + O_POST_ONLY] == 1 and _would_take(m, instr, side, price):
         code = RJ_POST_ONLY_WOULD_TAKE
     if code != RJ_OK:
-        return _command_reject(ev, n, cmds, i, code)
+        return _command_reject(ev, n, cmds, i, code), False
     seq = cmds[i, c.C_SEQ]
     shown = m[o + O_SHOWN]
     hidden = m[o + O_HIDDEN]
@@ -1270,30 +1279,22 @@ def _replace(m, cmds, i, ev, n, slot):
         _add_weight(m, o, _weight(m, o))
         m[o + O_QTY] = qty
         m[m[H_LEVELS] + m[o + O_LEVEL] * LF + L_VISIBLE] -= cut - from_hidden
-        return _order_event(ev, n, seq, EV_REPLACED, m, slot, qty, new_leaves, m[o + O_SHOWN], 0)
+        n = _order_event(ev, n, seq, EV_REPLACED, m, slot, qty, new_leaves, m[o + O_SHOWN], 0)
+        return n, False
     _leave_level(m, slot)
     m[o + O_PRICE] = price
-    n = _order_event(ev, n, seq, EV_REPLACED, m, slot, qty, new_leaves, 0, 0)
-    n, leaves, filled, qty, alive = _take(
-        m,
-        ev,
-        n,
-        seq,
-        instr,
-        side,
-        price,
-        m[o + O_ID],
-        m[o + O_ACCOUNT],
-        m[o + O_STP],
-        new_leaves,
-        filled,
-        qty,
-    )
+    return _order_event(ev, n, seq, EV_REPLACED, m, slot, qty, new_leaves, 0, 0), True
+
+
+@njit(cache=True, inline="always")
+def _replace_finish(m, slot, leaves, filled, qty, alive) -> None:
+    """After trading: rest the replaced order with its new quantity, or let it go."""
+    o = m[H_ORDERS] + slot * OF
     if not alive or leaves == 0:
         m[o + O_SHOWN] = 0
         m[o + O_HIDDEN] = 0
         _unindex_and_free(m, slot)
-        return n
+        return
     display = m[o + O_DISPLAY]
     shown = min(display, leaves) if display > 0 else leaves
     m[o + O_SHOWN] = shown
@@ -1301,7 +1302,6 @@ def _replace(m, cmds, i, ev, n, slot):
     m[o + O_FILLED] = filled
     m[o + O_QTY] = qty
     _rest(m, slot)
-    return n
 
 
 @njit(cache=True)
@@ -1367,14 +1367,14 @@ def _expire_due(m, seq, ev, n):
     return n
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _expiry_pending(m) -> bool:
     if m[G_HEAP_N] == 0:
         return False
     return m[m[H_ORDERS] + m[m[H_HEAP]] * OF + O_EXPIRE] <= m[G_NOW]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _event_bound(m, cmds, i, slot) -> int:
     """Most event rows command ``i`` can write: room is checked before anything changes."""
     kind = cmds[i, c.C_KIND]
@@ -1405,7 +1405,7 @@ def _event_bound(m, cmds, i, slot) -> int:
     return 2 + 2 * touches
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _needs_growth(m, cmds, i) -> int:
     kind = cmds[i, c.C_KIND]
     if kind != NEW_ORDER and kind != REPLACE_ORDER:
@@ -1452,17 +1452,48 @@ def run_batch(state, cmds, start, end, ev, n):
             slot = _owned_slot(m, cm, i)
         if n + _event_bound(m, cm, i, slot) > cap:
             return NEED_EVENT_ROOM, i, ev, n
+        # New orders and replaces share one trading step (one copy of the inlined _take).
+        trades = False
+        t_oid = t_acct = t_stp = t_leaves = t_filled = t_qty = 0
         if kind == NEW_ORDER:
-            n = _new_order(m, cm, i, out, n)
+            n, trades = _new_order_enter(m, cm, i, out, n)
+            t_oid = cm[i, c.C_ORDER_ID]
+            t_acct = cm[i, c.C_ACCOUNT]
+            t_stp = cm[i, c.C_STP]
+            t_leaves = t_qty = cm[i, c.C_QTY]
         elif kind == CANCEL_ORDER:
             n = _cancel(m, cm, i, out, n, slot)
         elif kind == REPLACE_ORDER:
-            n = _replace(m, cm, i, out, n, slot)
+            n, trades = _replace_enter(m, cm, i, out, n, slot)
+            if trades:
+                o = m[H_ORDERS] + slot * OF
+                t_oid = m[o + O_ID]
+                t_acct = m[o + O_ACCOUNT]
+                t_stp = m[o + O_STP]
+                t_filled = m[o + O_FILLED]
+                t_qty = cm[i, c.C_QTY]
+                t_leaves = t_qty - t_filled
         elif kind == MASS_CANCEL:
             n = _mass_cancel(m, cm, i, out, n)
         elif kind != CLOCK_TICK:
             n = _command_reject(out, n, cm, i, RJ_INVALID_COMMAND)
+        if trades:
+            n, leaves, filled, qty, alive = _take(
+                m, out, n, cm[i, c.C_SEQ], cm[i, c.C_INSTRUMENT], _taker_side(m, cm, i, slot),
+                cm[i, c.C_PRICE], t_oid, t_acct, t_stp, t_leaves, t_filled, t_qty,
+            )  # fmt: skip
+            if kind == NEW_ORDER:
+                n = _new_order_finish(m, cm, i, out, n, leaves, filled, qty, alive)
+            else:
+                _replace_finish(m, slot, leaves, filled, qty, alive)
     return DONE, end, ev, n
+
+
+@njit(cache=True, inline="always")
+def _taker_side(m, cmds, i, slot) -> int:
+    if slot == EMPTY:
+        return cmds[i, c.C_SIDE]
+    return m[m[H_ORDERS] + slot * OF + O_SIDE]
 
 
 # =========================================================================================
