@@ -18,7 +18,6 @@ from matching.spec import BookConfig, InstrumentSpec
 
 MAX_INSTRUMENT_ID = 1 << 20
 INITIAL_EVENT_ROWS = 16384
-MAX_KEPT_EVENT_ROWS = 1 << 18  # the buffer grows to fit big batches, up to 30 MiB
 
 
 class FastBook(OrderBook):
@@ -85,8 +84,6 @@ class FastBook(OrderBook):
             elif n:
                 drained.append(ev[:n].copy())
                 n = 0
-                if len(ev) < MAX_KEPT_EVENT_ROWS:  # so that the next batch fits in one go
-                    self.events_buffer = np.zeros((2 * len(ev), c.N_EVENT_FIELDS), np.int64)
             else:  # one command may write more rows than the whole buffer holds
                 self.events_buffer = np.zeros((2 * len(ev), c.N_EVENT_FIELDS), dtype=np.int64)
         drained.append(self.events_buffer[:n].copy())
