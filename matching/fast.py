@@ -41,30 +41,12 @@ class FastBook(OrderBook):
             raise ValueError(
                 f"instrument {iid} has {spec.ticks} prices; the limit is {k.MAX_TICKS}"
             )
-        if iid >= self._mem[k.H_BOOK_CAP]:
-            self.state = k.grow_books(self.state, iid + 1)
-        w2, w1 = k.bitmap_shape(spec.ticks)
-        words = w2 + 2 * w1  # per side: level 2, level 1, chunk directory
-        hwm = int(self._mem[k.G_BITMAP_HWM])
-        if hwm + 2 * words > self._mem[k.H_BITMAP_CAP]:
-            self.state = k.grow_bitmaps(self.state, hwm + 2 * words)
-        self._mem[k.G_BITMAP_HWM] = hwm + 2 * words
-        bitmaps = k.arena_views(self.state)["bitmaps"][:, 0]
-        for side_base in (hwm, hwm + words):
-            bitmaps[side_base + w2 + w1 : side_base + words] = k.EMPTY  # no chunks yet
-        row = k.arena_views(self.state)["books"][iid]
-        row[:] = 0
-        row[k.B_ACTIVE] = 1
-        row[k.B_TICK] = spec.tick_size
-        row[k.B_LOT] = spec.lot_size
-        row[k.B_MIN_PRICE] = spec.min_price
-        row[k.B_MAX_PRICE] = spec.max_price
-        row[k.B_MIN_QTY] = spec.min_qty
-        row[k.B_MAX_QTY] = spec.max_qty
-        row[k.B_TICKS] = spec.ticks
-        row[k.B_BITMAP : k.B_BITMAP + 2] = (hwm, hwm + words)
-        row[k.B_BEST : k.B_BEST + 2] = k.EMPTY
-        row[k.B_BEST_LEVEL : k.B_BEST_LEVEL + 2] = k.EMPTY
+        self.state = k.add_book(
+            self.state,
+            iid,
+            (spec.tick_size, spec.lot_size, spec.min_price, spec.max_price)
+            + (spec.min_qty, spec.max_qty, spec.ticks),
+        )
         self._specs[iid] = spec
 
     def process(self, commands: np.ndarray) -> np.ndarray:
@@ -80,7 +62,7 @@ class FastBook(OrderBook):
             if status == k.DONE:
                 break
             if status != k.NEED_EVENT_ROOM:
-                self._grow(status, cmds[start])
+                self._grow(status, int(cmds[start, c.C_ACCOUNT]))
             elif n:
                 drained.append(ev[:n].copy())
                 n = 0
@@ -108,7 +90,7 @@ class FastBook(OrderBook):
             status, start = k.load_orders(self.state, rows, start)
             if status == k.DONE:
                 return
-            self._grow(status, None if status != k.GROW_ACCOUNTS else rows[start])
+            self._grow(status, int(rows[start, c.S_ACCOUNT]))
 
     def depth(self, instrument: int, levels: int = 10) -> tuple[np.ndarray, np.ndarray]:
         self._require(instrument)
@@ -124,13 +106,6 @@ class FastBook(OrderBook):
     def open_order_count(self) -> int:
         return int(self._mem[k.G_LIVE])
 
-    def reserve(self, orders: int, accounts: int) -> None:
-        """Grow the pools up front so that timed runs never stop to grow."""
-        while self._mem[k.H_ORDER_CAP] < min(orders, self.config.max_orders):
-            self._grow(k.GROW_ORDERS, None)
-        if accounts > self._mem[k.H_ACCOUNT_CAP]:
-            self.state = k.grow_accounts(self.state, min(accounts, self.config.max_accounts))
-
     # --- growth ------------------------------------------------------------------------
     @property
     def _mem(self) -> np.ndarray:
@@ -140,7 +115,8 @@ class FastBook(OrderBook):
         if instrument not in self._specs:
             raise KeyError(f"unknown instrument {instrument}")
 
-    def _grow(self, status: int, row: np.ndarray | None) -> None:
+    def _grow(self, status: int, account: int) -> None:
+        """Make room for the command the kernel stopped at (``account`` is its account)."""
         if status == k.GROW_ORDERS:
             cap = int(self._mem[k.H_ORDER_CAP])
             self.state = k.grow_orders(self.state, min(2 * cap, self.config.max_orders))
@@ -149,7 +125,6 @@ class FastBook(OrderBook):
         elif status == k.GROW_LEVELS:
             self.state = k.grow_levels(self.state)
         elif status == k.GROW_ACCOUNTS:
-            account = int(row[c.C_ACCOUNT if row.shape[0] == c.N_COMMAND_FIELDS else c.S_ACCOUNT])
             self.state = k.grow_accounts(self.state, account + 1)
         else:
             raise RuntimeError(f"kernel returned unknown status {status}")

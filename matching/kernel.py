@@ -359,6 +359,34 @@ def grow_books(state: tuple, needed: int) -> tuple:
     return _regrow(state, books=size)
 
 
+def add_book(state: tuple, instrument: int, params: tuple[int, ...]) -> tuple:
+    """List an instrument: its book row and its bitmaps' top levels, growing as needed.
+
+    ``params`` is (tick, lot, min price, max price, min qty, max qty, ticks).
+    """
+    if instrument >= state[0][H_BOOK_CAP]:
+        state = grow_books(state, instrument + 1)
+    ticks = params[6]
+    w2, w1 = bitmap_shape(ticks)
+    words = w2 + 2 * w1  # per side: level 2, level 1, chunk directory
+    hwm = int(state[0][G_BITMAP_HWM])
+    if hwm + 2 * words > state[0][H_BITMAP_CAP]:
+        state = grow_bitmaps(state, hwm + 2 * words)
+    mem = state[0]
+    mem[G_BITMAP_HWM] = hwm + 2 * words
+    views = arena_views(state)
+    for side_base in (hwm, hwm + words):
+        views["bitmaps"][side_base + w2 + w1 : side_base + words, 0] = EMPTY  # no chunks
+    row = views["books"][instrument]
+    row[:] = 0
+    row[B_ACTIVE] = 1
+    row[B_TICK : B_TICKS + 1] = params
+    row[B_BITMAP : B_BITMAP + 2] = (hwm, hwm + words)
+    row[B_BEST : B_BEST + 2] = EMPTY
+    row[B_BEST_LEVEL : B_BEST_LEVEL + 2] = EMPTY
+    return state
+
+
 def arena_views(state: tuple) -> dict[str, np.ndarray]:
     """Named 2-D views of every region (tests and the benchmark inspect the pools)."""
     (mem,) = state
