@@ -1,0 +1,97 @@
+"""The fast book's price index at its edges: bitmap word and chunk boundaries, the ends of
+the price range, and chunks emptied and reused. Each case runs on both books; depth, best
+prices and events must agree exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from bookkit import assert_same_events
+
+from matching import InstrumentSpec
+from matching import commands as cmd
+from matching import kernel as k
+from matching.codes import Side
+from matching.fast import FastBook
+from matching.reference import ReferenceBook
+
+TICKS = 1 << 20  # a million-odd prices: 256 chunks of 4,096 per side
+SPEC = InstrumentSpec(0, tick_size=3, lot_size=1, min_price=3, max_price=3 * TICKS, min_qty=1,
+                      max_qty=1_000)  # fmt: skip
+# Ticks on both sides of every boundary the three bitmap levels have.
+EDGE_TICKS = sorted(
+    {0, 1, 62, 63, 64, 65, 4095, 4096, 4097, 262_143, 262_144, 262_145, TICKS - 2, TICKS - 1}
+)
+
+
+def _books() -> tuple[ReferenceBook, FastBook]:
+    ref, fast = ReferenceBook(), FastBook()
+    ref.add_instrument(SPEC)
+    fast.add_instrument(SPEC)
+    return ref, fast
+
+
+def _price(tick: int) -> int:
+    return SPEC.min_price + tick * SPEC.tick_size
+
+
+def _run(books: tuple[ReferenceBook, FastBook], rows: list[np.ndarray]) -> None:
+    commands = np.stack(rows)
+    ref_events, fast_events = (book.process(commands) for book in books)
+    assert_same_events(ref_events, fast_events)
+    ref, fast = books
+    for side in (0, 1):
+        assert np.array_equal(ref.depth(0, 50)[side], fast.depth(0, 50)[side])
+    assert ref.state_hash() == fast.state_hash()
+
+
+@pytest.mark.parametrize("side", [Side.BUY, Side.SELL])
+def test_levels_on_every_boundary_are_found_in_price_order(side: Side) -> None:
+    books = _books()
+    _run(books, [cmd.new_order_row(i + 1, 1, 0, side, _price(t), 1) for i, t in
+                 enumerate(EDGE_TICKS)])  # fmt: skip
+    bids, asks = books[1].depth(0, 50)
+    prices = (bids if side == Side.BUY else asks)[:, 0].tolist()
+    expected = [_price(t) for t in EDGE_TICKS]
+    assert prices == (expected[::-1] if side == Side.BUY else expected)
+
+
+@pytest.mark.parametrize("side", [Side.BUY, Side.SELL])
+def test_best_moves_across_empty_chunks_as_levels_are_cancelled(side: Side) -> None:
+    """Cancelling the best level each time makes the book look for the next one through
+    empty words, empty chunks and empty level-2 words; each emptied chunk is given back."""
+    books = _books()
+    _run(books, [cmd.new_order_row(i + 1, 1, 0, side, _price(t), 1) for i, t in
+                 enumerate(EDGE_TICKS)])  # fmt: skip
+    best_first = EDGE_TICKS[::-1] if side == Side.BUY else EDGE_TICKS
+    for tick in best_first:
+        oid = EDGE_TICKS.index(tick) + 1
+        _run(books, [cmd.cancel_row(oid, 1, 0)])
+        remaining = best_first[best_first.index(tick) + 1 :]
+        bid, _, ask, _ = books[1].best_bid_offer(0)
+        best = bid if side == Side.BUY else ask
+        assert best == (_price(remaining[0]) if remaining else 0)
+    assert books[1].open_order_count() == 0
+
+
+def test_chunks_are_reused_after_they_empty() -> None:
+    """Filling and emptying far-apart chunks many times must neither leak nor corrupt."""
+    books = _books()
+    oid = 0
+    for round_ in range(40):
+        base = (round_ * 40_961) % (TICKS - 64)
+        rows = []
+        for level in range(8):
+            oid += 1
+            rows.append(cmd.new_order_row(oid, 2, 0, Side.SELL, _price(base + 64 * level), 2))
+        rows.append(cmd.new_order_row(oid + 1, 3, 0, Side.BUY, _price(TICKS - 1), 16))
+        oid += 1
+        _run(books, rows)  # the buy sweeps all eight levels, emptying their chunks
+        assert books[1].open_order_count() == 0
+    mem = books[1].state[0]  # the free list holds every chunk again
+    free, n = int(mem[k.G_FREE_CHUNK]), 0
+    chunks = k.arena_views(books[1].state)["chunks"]
+    while free != k.EMPTY:
+        n += 1
+        free = int(chunks[free, 0])
+    assert n == int(mem[k.H_CHUNK_CAP])
