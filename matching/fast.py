@@ -16,7 +16,6 @@ from matching.codes import Side
 from matching.snapshot import BookSnapshot, spec_row
 from matching.spec import BookConfig, InstrumentSpec
 
-MAX_INSTRUMENT_ID = 1 << 20
 INITIAL_EVENT_ROWS = 16384
 
 
@@ -35,12 +34,6 @@ class FastBook(OrderBook):
         iid = spec.instrument_id
         if iid in self._specs:
             raise ValueError(f"instrument {iid} is already listed")
-        if iid >= MAX_INSTRUMENT_ID:
-            raise ValueError(f"instrument id {iid} is above the limit {MAX_INSTRUMENT_ID - 1}")
-        if spec.ticks > k.MAX_TICKS:
-            raise ValueError(
-                f"instrument {iid} has {spec.ticks} prices; the limit is {k.MAX_TICKS}"
-            )
         self.state = k.add_book(
             self.state,
             iid,

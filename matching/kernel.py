@@ -118,7 +118,7 @@ GROW_ACCOUNTS = 3
 NEED_EVENT_ROOM = 4  # the event buffer must be drained (or grown) first
 GROW_LEVELS = 5
 
-MAX_TICKS = 1 << 22  # prices per instrument (level keys hold 22 bits of tick)
+TICK_BITS = 22  # level keys hold the tick in 22 bits: spec.MAX_TICKS must fit
 CHUNK_WORDS = 64  # level-0 bitmap words per chunk: 4,096 ticks
 EMPTY = -1
 
@@ -730,7 +730,7 @@ def _is_multiple(value: int, unit: int) -> bool:
 
 @njit(cache=True, inline="always")
 def _level_key(instr: int, s: int, t: int) -> int:
-    return ((instr * 2 + s) << 22) + t + 1
+    return ((instr * 2 + s) << TICK_BITS) + t + 1
 
 
 @njit(cache=True, inline="always")

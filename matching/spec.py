@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+MAX_INSTRUMENT_ID = (1 << 20) - 1  # books are indexed by id
+MAX_TICKS = 1 << 22  # prices per instrument: 0.001 to 4,194 USDC at a 0.001 tick
+
 
 @dataclass(frozen=True, slots=True)
 class InstrumentSpec:
@@ -23,8 +26,8 @@ class InstrumentSpec:
 
     def __post_init__(self) -> None:
         problems = []
-        if self.instrument_id < 0:
-            problems.append("instrument_id must be >= 0")
+        if not 0 <= self.instrument_id <= MAX_INSTRUMENT_ID:
+            problems.append(f"instrument_id must be in 0..{MAX_INSTRUMENT_ID}")
         if self.tick_size <= 0 or self.lot_size <= 0:
             problems.append("tick_size and lot_size must be positive")
         elif self.min_price % self.tick_size or self.max_price % self.tick_size:
@@ -35,6 +38,8 @@ class InstrumentSpec:
             problems.append("need 0 < min_price <= max_price")
         if not 0 < self.min_qty <= self.max_qty:
             problems.append("need 0 < min_qty <= max_qty")
+        if not problems and self.ticks > MAX_TICKS:
+            problems.append(f"{self.ticks} prices in the range; at most {MAX_TICKS}")
         if problems:
             raise ValueError(f"invalid InstrumentSpec {self.instrument_id}: {'; '.join(problems)}")
 

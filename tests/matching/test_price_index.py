@@ -14,6 +14,7 @@ from matching import kernel as k
 from matching.codes import Side
 from matching.fast import FastBook
 from matching.reference import ReferenceBook
+from matching.spec import MAX_INSTRUMENT_ID, MAX_TICKS
 
 TICKS = 1 << 20  # a million-odd prices: 256 chunks of 4,096 per side
 SPEC = InstrumentSpec(0, tick_size=3, lot_size=1, min_price=3, max_price=3 * TICKS, min_qty=1,
@@ -95,3 +96,22 @@ def test_chunks_are_reused_after_they_empty() -> None:
         n += 1
         free = int(chunks[free, 0])
     assert n == int(mem[k.H_CHUNK_CAP])
+
+
+def test_specs_beyond_the_index_limits_are_refused_for_both_books() -> None:
+    with pytest.raises(ValueError, match="prices in the range"):
+        InstrumentSpec(0, tick_size=1, lot_size=1, min_price=1, max_price=MAX_TICKS + 1,
+                       min_qty=1, max_qty=1)  # fmt: skip
+    with pytest.raises(ValueError, match="instrument_id"):
+        InstrumentSpec(MAX_INSTRUMENT_ID + 1, tick_size=1, lot_size=1, min_price=1,
+                       max_price=10, min_qty=1, max_qty=1)  # fmt: skip
+    widest = InstrumentSpec(MAX_INSTRUMENT_ID, tick_size=1, lot_size=1, min_price=1,
+                            max_price=MAX_TICKS, min_qty=1, max_qty=1)  # fmt: skip
+    ref, fast = ReferenceBook(), FastBook()
+    for book in (ref, fast):
+        book.add_instrument(widest)
+    rows = [cmd.new_order_row(1, 0, MAX_INSTRUMENT_ID, Side.SELL, MAX_TICKS, 1),
+            cmd.new_order_row(2, 0, MAX_INSTRUMENT_ID, Side.SELL, 1, 1),
+            cmd.new_order_row(3, 1, MAX_INSTRUMENT_ID, Side.BUY, MAX_TICKS, 2)]  # fmt: skip
+    assert_same_events(ref.process(np.stack(rows)), fast.process(np.stack(rows)))
+    assert ref.state_hash() == fast.state_hash()
