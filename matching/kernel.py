@@ -73,17 +73,13 @@ O_LEVEL = 6
 O_FILLED = 7
 O_QTY = 8
 O_PRICE = 9
-O_INSTRUMENT = 10
-O_SIDE = 11
-O_DISPLAY = 12
-O_TIF = 13
-O_STP = 14
-O_POST_ONLY = 15
-O_EXPIRE = 16
-O_ANEXT = 17  # account list
-O_APREV = 18
-O_HEAP_POS = 19
-OF = 20
+O_META = 10  # instrument, side, time in force, STP mode and post-only, packed (_pack_meta)
+O_DISPLAY = 11
+O_EXPIRE = 12
+O_ANEXT = 13  # account list
+O_APREV = 14
+O_HEAP_POS = 15
+OF = 16  # 128 bytes: an order is two cache lines
 
 # --- level rows ------------------------------------------------------------------------
 L_PRICE = 0
@@ -802,6 +798,39 @@ def _best_level(m: np.ndarray, instr: int, s: int) -> int:
 
 
 # =========================================================================================
+# Packed order fields: what matching reads together shares a word
+# =========================================================================================
+@njit(cache=True, inline="always")
+def _pack_meta(instr: int, side: int, tif: int, stp: int, post_only: int) -> int:
+    return instr | (side << 20) | (tif << 22) | (stp << 25) | (post_only << 27)
+
+
+@njit(cache=True, inline="always")
+def _instrument_of(m: np.ndarray, o: int) -> int:
+    return m[o + O_META] & 0xFFFFF
+
+
+@njit(cache=True, inline="always")
+def _side_of(m: np.ndarray, o: int) -> int:
+    return (m[o + O_META] >> 20) & 3
+
+
+@njit(cache=True, inline="always")
+def _tif_of(m: np.ndarray, o: int) -> int:
+    return (m[o + O_META] >> 22) & 7
+
+
+@njit(cache=True, inline="always")
+def _stp_of(m: np.ndarray, o: int) -> int:
+    return (m[o + O_META] >> 25) & 3
+
+
+@njit(cache=True, inline="always")
+def _post_only_of(m: np.ndarray, o: int) -> int:
+    return (m[o + O_META] >> 27) & 1
+
+
+# =========================================================================================
 # Orders in levels and in the indexes
 # =========================================================================================
 @njit(cache=True, inline="always")
@@ -841,7 +870,7 @@ def _unlink(m: np.ndarray, lvl: int, slot: int) -> None:
 def _rest(m: np.ndarray, slot: int) -> None:
     """Put ``slot`` at the back of its price level."""
     o = m[H_ORDERS] + slot * OF
-    lvl = _level_for_insert(m, m[o + O_INSTRUMENT], m[o + O_SIDE], m[o + O_PRICE])
+    lvl = _level_for_insert(m, _instrument_of(m, o), _side_of(m, o), m[o + O_PRICE])
     _append(m, lvl, slot)
     lrow = m[H_LEVELS] + lvl * LF
     m[lrow + L_COUNT] += 1
@@ -860,7 +889,7 @@ def _leave_level(m: np.ndarray, slot: int) -> None:
     m[lrow + L_COUNT] -= 1
     _add_weight(m, o, -_weight(m, o))
     if m[lrow + L_COUNT] == 0:
-        _level_emptied(m, m[o + O_INSTRUMENT], m[o + O_SIDE], lvl)
+        _level_emptied(m, _instrument_of(m, o), _side_of(m, o), lvl)
 
 
 @njit(cache=True, inline="always")
@@ -875,7 +904,7 @@ def _index(m: np.ndarray, slot: int) -> None:
     if head != EMPTY:
         m[ob + head * OF + O_APREV] = slot
     m[a] = slot
-    if m[o + O_TIF] == GTD:
+    if _tif_of(m, o) == GTD:
         _heap_push(m, slot)
     m[G_LIVE] += 1
 
@@ -893,7 +922,7 @@ def _unindex_and_free(m: np.ndarray, slot: int) -> None:
         m[ob + prev * OF + O_ANEXT] = nxt
     if nxt != EMPTY:
         m[ob + nxt * OF + O_APREV] = prev
-    if m[o + O_TIF] == GTD:
+    if _tif_of(m, o) == GTD:
         _heap_remove(m, slot)
     m[G_LIVE] -= 1
     m[o + O_NEXT] = m[G_FREE_ORDER]
@@ -917,7 +946,7 @@ def _weight(m: np.ndarray, o: int) -> int:
 
 @njit(cache=True, inline="always")
 def _add_weight(m: np.ndarray, o: int, delta: int) -> None:
-    m[m[H_BOOKS] + m[o + O_INSTRUMENT] * BF + B_WEIGHT + m[o + O_SIDE] - 1] += delta
+    m[m[H_BOOKS] + _instrument_of(m, o) * BF + B_WEIGHT + _side_of(m, o) - 1] += delta
 
 
 # =========================================================================================
@@ -970,10 +999,10 @@ def _order_event(ev, n, seq, kind, m, slot, qty, leaves, shown, reason):
         n,
         seq,
         kind,
-        m[o + O_INSTRUMENT],
+        _instrument_of(m, o),
         m[o + O_ID],
         m[o + O_ACCOUNT],
-        m[o + O_SIDE],
+        _side_of(m, o),
         m[o + O_PRICE],
         qty,
         leaves,
@@ -1232,12 +1261,10 @@ def _new_order_finish(m, cmds, i, ev, n, leaves, filled, qty, alive):
     m[o + O_FILLED] = filled
     m[o + O_QTY] = qty
     m[o + O_PRICE] = cmds[i, c.C_PRICE]
-    m[o + O_INSTRUMENT] = cmds[i, c.C_INSTRUMENT]
-    m[o + O_SIDE] = cmds[i, c.C_SIDE]
+    m[o + O_META] = _pack_meta(
+        cmds[i, c.C_INSTRUMENT], cmds[i, c.C_SIDE], tif, cmds[i, c.C_STP], cmds[i, c.C_POST_ONLY]
+    )
     m[o + O_DISPLAY] = display
-    m[o + O_TIF] = tif
-    m[o + O_STP] = cmds[i, c.C_STP]
-    m[o + O_POST_ONLY] = cmds[i, c.C_POST_ONLY]
     m[o + O_EXPIRE] = cmds[i, c.C_EXPIRE_TS]
     _rest(m, slot)
     _index(m, slot)
@@ -1253,7 +1280,7 @@ def _owned_slot(m, cmds, i) -> int:
     if slot == EMPTY:
         return EMPTY
     o = m[H_ORDERS] + slot * OF
-    if m[o + O_ACCOUNT] != cmds[i, c.C_ACCOUNT] or m[o + O_INSTRUMENT] != cmds[i, c.C_INSTRUMENT]:
+    if m[o + O_ACCOUNT] != cmds[i, c.C_ACCOUNT] or _instrument_of(m, o) != cmds[i, c.C_INSTRUMENT]:
         return EMPTY
     return slot
 
@@ -1282,15 +1309,15 @@ def _replace_enter(m, cmds, i, ev, n, slot):
     if slot == EMPTY:
         return _command_reject(ev, n, cmds, i, RJ_UNKNOWN_ORDER), False
     o = m[H_ORDERS] + slot * OF
-    instr = m[o + O_INSTRUMENT]
-    side = m[o + O_SIDE]
+    instr = _instrument_of(m, o)
+    side = _side_of(m, o)
     price = cmds[i, c.C_PRICE]
     qty = cmds[i, c.C_QTY]
     filled = m[o + O_FILLED]
     code = _check_price_qty(m, m[H_BOOKS] + instr * BF, price, qty)
     if code == RJ_OK and qty <= filled:
         code = RJ_REPLACE_BELOW_FILLED
-    if code == RJ_OK and m[o + O_POST_ONLY] == 1 and _would_take(m, instr, side, price):
+    if code == RJ_OK and _post_only_of(m, o) == 1 and _would_take(m, instr, side, price):
         code = RJ_POST_ONLY_WOULD_TAKE
     if code != RJ_OK:
         return _command_reject(ev, n, cmds, i, code), False
@@ -1341,7 +1368,7 @@ def _account_orders(m, acct, instr) -> int:
     count = 0
     slot = m[m[H_ACCOUNTS] + acct]
     while slot != EMPTY:
-        if instr == -1 or m[ob + slot * OF + O_INSTRUMENT] == instr:
+        if instr == -1 or _instrument_of(m, ob + slot * OF) == instr:
             count += 1
         slot = m[ob + slot * OF + O_ANEXT]
     return count
@@ -1364,7 +1391,7 @@ def _mass_cancel(m, cmds, i, ev, n):
     k = 0
     slot = head
     while slot != EMPTY:
-        if instr == -1 or m[ob + slot * OF + O_INSTRUMENT] == instr:
+        if instr == -1 or _instrument_of(m, ob + slot * OF) == instr:
             ids[k] = m[ob + slot * OF + O_ID]
             k += 1
         slot = m[ob + slot * OF + O_ANEXT]
@@ -1421,8 +1448,8 @@ def _event_bound(m, cmds, i, slot) -> int:
     else:
         if slot == EMPTY:
             return 1
-        side = m[m[H_ORDERS] + slot * OF + O_SIDE]
-        stp = m[m[H_ORDERS] + slot * OF + O_STP]
+        side = _side_of(m, m[H_ORDERS] + slot * OF)
+        stp = _stp_of(m, m[H_ORDERS] + slot * OF)
     b = m[H_BOOKS] + instr * BF
     touches = m[b + B_WEIGHT + 2 - side]
     qty = cmds[i, c.C_QTY]
@@ -1497,7 +1524,7 @@ def run_batch(state, cmds, start, end, ev, n):
                 o = m[H_ORDERS] + slot * OF
                 t_oid = m[o + O_ID]
                 t_acct = m[o + O_ACCOUNT]
-                t_stp = m[o + O_STP]
+                t_stp = _stp_of(m, o)
                 t_filled = m[o + O_FILLED]
                 t_qty = cm[i, c.C_QTY]
                 t_leaves = t_qty - t_filled
@@ -1521,7 +1548,7 @@ def run_batch(state, cmds, start, end, ev, n):
 def _taker_side(m, cmds, i, slot) -> int:
     if slot == EMPTY:
         return cmds[i, c.C_SIDE]
-    return m[m[H_ORDERS] + slot * OF + O_SIDE]
+    return _side_of(m, m[H_ORDERS] + slot * OF)
 
 
 # =========================================================================================
@@ -1591,9 +1618,9 @@ def snapshot_orders(state):
                     out[k, c.S_SHOWN] = m[o + O_SHOWN]
                     out[k, c.S_HIDDEN] = m[o + O_HIDDEN]
                     out[k, c.S_DISPLAY] = m[o + O_DISPLAY]
-                    out[k, c.S_TIF] = m[o + O_TIF]
-                    out[k, c.S_STP] = m[o + O_STP]
-                    out[k, c.S_POST_ONLY] = m[o + O_POST_ONLY]
+                    out[k, c.S_TIF] = _tif_of(m, o)
+                    out[k, c.S_STP] = _stp_of(m, o)
+                    out[k, c.S_POST_ONLY] = _post_only_of(m, o)
                     out[k, c.S_EXPIRE_TS] = m[o + O_EXPIRE]
                     k += 1
                     slot = m[o + O_NEXT]
@@ -1624,12 +1651,10 @@ def load_orders(state, rows, start):
         m[o + O_FILLED] = rows[k, c.S_FILLED]
         m[o + O_QTY] = rows[k, c.S_QTY]
         m[o + O_PRICE] = rows[k, c.S_PRICE]
-        m[o + O_INSTRUMENT] = instr
-        m[o + O_SIDE] = rows[k, c.S_SIDE]
+        m[o + O_META] = _pack_meta(
+            instr, rows[k, c.S_SIDE], rows[k, c.S_TIF], rows[k, c.S_STP], rows[k, c.S_POST_ONLY]
+        )
         m[o + O_DISPLAY] = rows[k, c.S_DISPLAY]
-        m[o + O_TIF] = rows[k, c.S_TIF]
-        m[o + O_STP] = rows[k, c.S_STP]
-        m[o + O_POST_ONLY] = rows[k, c.S_POST_ONLY]
         m[o + O_EXPIRE] = rows[k, c.S_EXPIRE_TS]
         _rest(m, slot)
         _index(m, slot)
