@@ -19,6 +19,13 @@ from matching.spec import BookConfig, InstrumentSpec
 INITIAL_EVENT_ROWS = 16384
 
 
+def _event_buffer(rows: int) -> np.ndarray:
+    """Written through once, so that no page fault lands in the middle of a batch."""
+    buffer = np.empty((rows, c.N_EVENT_FIELDS), dtype=np.int64)
+    buffer.fill(0)
+    return buffer
+
+
 class FastBook(OrderBook):
     def __init__(self, config: BookConfig | None = None) -> None:
         super().__init__(config)
@@ -26,7 +33,7 @@ class FastBook(OrderBook):
         self.state: tuple = k.new_state(
             cfg.initial_orders, cfg.initial_accounts, 16, cfg.max_orders, cfg.max_accounts
         )
-        self.events_buffer = np.zeros((INITIAL_EVENT_ROWS, c.N_EVENT_FIELDS), dtype=np.int64)
+        self.events_buffer = _event_buffer(INITIAL_EVENT_ROWS)
         self._specs: dict[int, InstrumentSpec] = {}
 
     # --- interface ---------------------------------------------------------------------
@@ -60,7 +67,7 @@ class FastBook(OrderBook):
                 drained.append(ev[:n].copy())
                 n = 0
             else:  # one command may write more rows than the whole buffer holds
-                self.events_buffer = np.zeros((2 * len(ev), c.N_EVENT_FIELDS), dtype=np.int64)
+                self.events_buffer = _event_buffer(2 * len(ev))
         drained.append(self.events_buffer[:n].copy())
         return drained[0] if len(drained) == 1 else np.concatenate(drained)
 

@@ -61,6 +61,7 @@ H_CHUNKS = 24
 H_CHUNK_CAP = 25
 G_FREE_CHUNK = 26
 HEADER_WORDS = 32
+PAGE_WORDS = 512  # 4 KiB
 
 # --- order rows ------------------------------------------------------------------------
 O_ID = 0
@@ -217,6 +218,7 @@ def _layout(
     head[H_ACCOUNT_CAP] = accounts
     head[H_CHUNK_CAP] = chunks
     mem = np.zeros(at, dtype=np.int64)
+    mem[::PAGE_WORDS] = 0  # touch every page now, not on the first order that reaches it
     mem[:HEADER_WORDS] = head
     return mem, at
 
