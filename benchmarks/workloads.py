@@ -66,6 +66,7 @@ class Workload:
         return BookConfig(
             initial_orders=max(1024, self.max_orders),
             initial_accounts=max(1024, self.accounts),
+            initial_instruments=max(16, len(self.specs)),
         )
 
     def build(self, book_cls: type[OrderBook], config: BookConfig | None = None) -> OrderBook:

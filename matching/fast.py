@@ -31,7 +31,11 @@ class FastBook(OrderBook):
         super().__init__(config)
         cfg = self.config
         self.state: tuple = k.new_state(
-            cfg.initial_orders, cfg.initial_accounts, 16, cfg.max_orders, cfg.max_accounts
+            cfg.initial_orders,
+            cfg.initial_accounts,
+            cfg.initial_instruments,
+            cfg.max_orders,
+            cfg.max_accounts,
         )
         self.events_buffer = _event_buffer(INITIAL_EVENT_ROWS)
         self._specs: dict[int, InstrumentSpec] = {}

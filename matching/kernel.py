@@ -230,6 +230,10 @@ def bitmap_shape(ticks: int) -> tuple[int, int]:
     return (w1 + 63) // 64, w1
 
 
+# one side's level 2, level 1 and chunk directory at a million prices
+BITMAP_TOP_WORDS_1M = sum(bitmap_shape(1 << 20)) + bitmap_shape(1 << 20)[1]
+
+
 def _chain_chunks(mem: np.ndarray, first: int, last_exclusive: int) -> None:
     chunks = region(mem, H_CHUNKS, int(mem[H_CHUNK_CAP]), CHUNK_WORDS)
     chunks[first:last_exclusive, 0] = np.arange(first + 1, last_exclusive + 1)
@@ -267,12 +271,23 @@ def new_state(
     max_orders: int,
     max_accounts: int,
 ) -> tuple:
-    """A fresh arena, as a one-element tuple (the book's ``state``)."""
-    mem, _ = _layout(order_capacity, order_capacity, instrument_capacity, 64, account_capacity, 64)
+    """A fresh arena, as a one-element tuple (the book's ``state``).
+
+    Books and bitmap tops are sized for ``instrument_capacity`` instruments of up to a
+    million prices, chunks for one each, so that listing them does not copy the arena."""
+    chunks = max(64, instrument_capacity)
+    mem, _ = _layout(
+        order_capacity,
+        order_capacity,
+        instrument_capacity,
+        instrument_capacity * 2 * BITMAP_TOP_WORDS_1M,
+        account_capacity,
+        chunks,
+    )
     mem[G_FREE_ORDER] = EMPTY
     mem[G_FREE_LEVEL] = EMPTY
     mem[G_FREE_CHUNK] = EMPTY
-    _chain_chunks(mem, 0, 64)
+    _chain_chunks(mem, 0, chunks)
     _chain_orders(mem, 0, order_capacity)
     _chain_levels(mem, 0, order_capacity)
     region(mem, H_ACCOUNTS, account_capacity, 1)[:] = EMPTY

@@ -55,11 +55,14 @@ class BookConfig:
 
     initial_orders: int = 1024
     max_orders: int = 1 << 24
+    initial_instruments: int = 16
     initial_accounts: int = 1024
     max_accounts: int = 1 << 24
 
     def __post_init__(self) -> None:
         if not 1 <= self.initial_orders <= self.max_orders:
             raise ValueError("need 1 <= initial_orders <= max_orders")
+        if not 1 <= self.initial_instruments <= MAX_INSTRUMENT_ID + 1:
+            raise ValueError("need 1 <= initial_instruments <= MAX_INSTRUMENT_ID + 1")
         if not 1 <= self.initial_accounts <= self.max_accounts:
             raise ValueError("need 1 <= initial_accounts <= max_accounts")
