@@ -7,12 +7,12 @@ or a test calls one order at a time is written once here.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Self
+from typing import Any, Self
 
 import numpy as np
 
 from matching import commands as cmd
-from matching.codes import OrderType, Side, STPMode, TimeInForce
+from matching.codes import Side
 from matching.commands import Event
 from matching.snapshot import BookSnapshot, spec_from_row
 from matching.spec import BookConfig, InstrumentSpec
@@ -83,33 +83,12 @@ class OrderBook(ABC):
         side: Side,
         price: int,
         qty: int,
-        *,
-        order_type: OrderType = OrderType.LIMIT,
-        tif: TimeInForce = TimeInForce.GTC,
-        post_only: bool = False,
-        stp: STPMode = STPMode.CANCEL_NEWEST,
-        display_qty: int = 0,
-        expire_ts: int = 0,
-        seq: int = 0,
-        ts: int = 0,
+        **options: Any,
     ) -> list[Event]:
+        """Options as ``commands.new_order_row``: order_type, tif, post_only, stp,
+        display_qty, expire_ts, seq, ts."""
         return self.submit(
-            cmd.new_order_row(
-                order_id,
-                account,
-                instrument,
-                side,
-                price,
-                qty,
-                order_type=order_type,
-                tif=tif,
-                post_only=post_only,
-                stp=stp,
-                display_qty=display_qty,
-                expire_ts=expire_ts,
-                seq=seq,
-                ts=ts,
-            )
+            cmd.new_order_row(order_id, account, instrument, side, price, qty, **options)
         )
 
     def cancel(
