@@ -429,14 +429,9 @@ def _address_as_pointer(typingctx, address):
 
 
 @njit(cache=True)
-def _borrow(mem: np.ndarray) -> np.ndarray:
-    """A view of ``mem`` without a reference count: valid while the caller holds ``mem``."""
-    return carray(_address_as_pointer(mem.ctypes.data), mem.shape, np.int64)
-
-
-@njit(cache=True)
-def _borrow2(ev: np.ndarray) -> np.ndarray:
-    return carray(_address_as_pointer(ev.ctypes.data), ev.shape, np.int64)
+def _borrow(a: np.ndarray) -> np.ndarray:
+    """A view of ``a`` without a reference count: valid while the caller holds ``a``."""
+    return carray(_address_as_pointer(a.ctypes.data), a.shape, np.int64)
 
 
 # =========================================================================================
@@ -1505,8 +1500,8 @@ def run_batch(state, cmds, start, end, ev, n):
     applied except GTD expiries already due, so the caller acts and calls again.
     """
     m = _borrow(state[0])
-    cm = _borrow2(cmds)
-    out = _borrow2(ev)
+    cm = _borrow(cmds)
+    out = _borrow(ev)
     cap = out.shape[0]
     for i in range(start, end):
         need = _needs_growth(m, cm, i)
