@@ -28,6 +28,7 @@ class Subcommand(Protocol):
 # name -> module implementing it, in the order ``cx --help`` lists them.
 SUBCOMMANDS: dict[str, str] = {
     "demo": "exchange.demo",
+    "verify": "exchange.verify_cmd",
 }
 
 

@@ -387,3 +387,21 @@ def test_sigkill_loses_no_acknowledged_batch(tmp_path: Path) -> None:
             assert all(p == row(s) for s, p in got), f"seed {seed}"
         acked_max = side.stat().st_size
         assert verify(jdir).ok
+
+
+def test_cx_verify_command_reports_intact_and_damaged_journals(tmp_path, capsys) -> None:
+    """The operator's ``cx verify`` runs the same check and sets the exit code."""
+    from exchange.cli import main
+
+    journal = Journal.open(tmp_path / "j")
+    journal.append_batch([b"x" * 120, b"y" * 120])
+    journal.close()
+    assert main(["verify", str(tmp_path / "j")]) == 0
+    assert "OK" in capsys.readouterr().out
+    segment = sorted((tmp_path / "j").glob("*.cxj"))[0]
+    data = bytearray(segment.read_bytes())
+    data[40] ^= 0xFF
+    segment.write_bytes(bytes(data))
+    assert main(["verify", str(tmp_path / "j")]) == 1
+    assert "PROBLEM" in capsys.readouterr().out
+    assert main(["verify", str(tmp_path / "missing")]) == 1
