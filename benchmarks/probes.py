@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 # Runs in a fresh interpreter: the memory the many_instruments prefill costs, measured
 # without the rest of the benchmark's arrays in the same process.
 MEMORY_PROBE = """
-import json, sys
+import contextlib, json, sys
 from benchmarks.probes import own_peak_rss_mb, rss_mb
 from benchmarks.workloads import instrument_spec, many_instruments_prefill, probe_commands
 from matching.fast import FastBook
@@ -33,11 +33,10 @@ warm.add_instrument(instrument_spec(0))
 warm.process(probe_commands())
 w = many_instruments_prefill(int(sys.argv[1]), int(sys.argv[2]))
 before = rss_mb()
-try:  # restart the peak (VmHWM) here: generating the rows is not the book's cost
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-except OSError:
-    pass
+# Restart the peak (VmHWM) here, where the kernel allows it: generating the rows is not
+# the book's cost.
+with contextlib.suppress(OSError), open("/proc/self/clear_refs", "w") as f:
+    f.write("5")
 book = w.build(FastBook)
 orders = len(w.prefill)
 del w  # the prefill's command rows: part of the peak, not of the book
