@@ -6,6 +6,10 @@ stable storage before ``append_batch`` returns; under ``BATCH`` (the default, gr
 it has been written to the OS (it survives the process crashing) and is fsynced within a
 few milliseconds or records, so one fsync is shared by many batches.
 
+``append_rows``/``read_rows`` are the bulk path for the engine's command rows (see
+``rows``): the same records and batches, encoded and decoded by compiled code a batch at a
+time, so the journal keeps up with the core (millions of commands per second).
+
 Not thread-safe: the sequencer is the one writer. Readers (projections) call ``read`` and
 get their own file handles, so they may run between appends.
 """
@@ -22,23 +26,31 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 
+import numpy as np
+
 from exchange.journal.format import (
+    HEADER_SIZE,
     INDEX_EVERY,
     KIND_DATA,
+    Frames,
     JournalCorrupt,
     SegmentState,
     encode_batch,
-    first_bad_crc,
-    frame,
-    payload,
+    frame_records,
     scan,
     segment_name,
 )
+from exchange.journal.rows import check_rows, decode_rows, encode_rows_array, encoded_size
+from matching.codes import C_SEQ
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
 LOCK_NAME = "LOCK"
+
+# What a reader needs of each segment, copied so appends after the call do not move its end:
+# (path, first seq, size of complete batches, sparse index)
+_Snapshot = list[tuple[Path, int, int, list[tuple[int, int]]]]
 
 
 class FsyncPolicy(enum.Enum):
@@ -130,6 +142,7 @@ class Journal:
             self._file = open(self._segments[-1].path, "ab", buffering=0)  # noqa: SIM115
         self._unsynced = 0
         self._last_sync = time.monotonic()
+        self._scratch = np.empty(0, dtype=np.uint8)  # append_rows encodes here, batch after batch
         self._last_indexed = self._segments[-1].index[-1][1] if self._segments[-1].index else None
 
     def _new_segment(self) -> None:
@@ -180,22 +193,52 @@ class Journal:
             raise ValueError("a batch needs at least one record")
         first = self._last_seq + 1
         data, new_hash = encode_batch(first, [bytes(p) for p in payloads], self._head_hash)
+        return self._write_batch(first, len(payloads), memoryview(data), new_hash)
+
+    def append_rows(self, rows: np.ndarray) -> tuple[int, int]:
+        """Append the command rows ``rows`` (int64, shape (n, 15)) as one batch.
+
+        The bulk form of ``append_batch`` for the engine: each row becomes one record whose
+        payload is columns 1..14 (see ``rows``), encoded in one compiled call. The journal
+        assigns the sequence numbers and writes them into ``rows[:, 0]`` once the batch is
+        written; same single write, segment roll and fsync policy as ``append_batch``.
+        Returns (first_seq, last_seq).
+        """
+        if self._file is None:
+            raise ValueError("journal is closed")
+        check_rows(rows)
+        if not rows.flags.writeable:
+            raise ValueError("rows must be writable: the assigned seqs are written to column 0")
+        first = self._last_seq + 1
+        size = encoded_size(rows.shape[0])
+        if self._scratch.shape[0] < size:
+            self._scratch = np.empty(max(size, 2 * self._scratch.shape[0]), dtype=np.uint8)
+        data, new_hash = encode_rows_array(rows, first, self._head_hash, self._scratch)
+        first, last = self._write_batch(first, rows.shape[0], memoryview(data), new_hash)
+        rows[:, C_SEQ] = np.arange(first, last + 1, dtype=np.int64)
+        return first, last
+
+    def _write_batch(
+        self, first: int, count: int, data: memoryview, new_hash: bytes
+    ) -> tuple[int, int]:
+        """Write one encoded batch with a single write, then group-commit it."""
+        assert self._file is not None
         seg = self._segments[-1]
         if seg.size > 0 and seg.size + len(data) > self._segment_bytes:
             self._new_segment()
             seg = self._segments[-1]
-        view = memoryview(data)
+        view = data
         while view:
             view = view[self._file.write(view) :]
         if self._last_indexed is None or seg.size - self._last_indexed >= INDEX_EVERY:
             seg.index.append((first, seg.size))
             self._last_indexed = seg.size
         seg.size += len(data)
-        self._last_seq = first + len(payloads) - 1
+        self._last_seq = first + count - 1
         self._head_hash = new_hash
-        self._records += len(payloads)
+        self._records += count
         self._batches += 1
-        self._unsynced += len(payloads)
+        self._unsynced += count
         if self._policy is FsyncPolicy.STRICT or self._unsynced >= self._sync_records:
             self.sync()
         else:
@@ -244,6 +287,9 @@ class Journal:
 
     # -- reading -----------------------------------------------------------------------------
 
+    def _snapshot(self) -> _Snapshot:
+        return [(s.path, s.first_seq, s.size, list(s.index)) for s in self._segments]
+
     def read(self, from_seq: int = 1) -> Iterator[tuple[int, bytes]]:
         """(seq, payload) of every record from ``from_seq``, complete batches only.
 
@@ -252,13 +298,27 @@ class Journal:
         """
         if from_seq < 1:
             raise ValueError("sequence numbers start at 1")
-        snapshot = [(s.path, s.first_seq, s.size, list(s.index)) for s in self._segments]
-        return _read(snapshot, from_seq, self._last_seq)
+        return _read(self._snapshot(), from_seq, self._last_seq)
+
+    def read_rows(self, from_seq: int = 1, chunk: int = 65536) -> Iterator[np.ndarray]:
+        """Command rows from ``from_seq`` as int64 arrays of up to ``chunk`` rows, seq filled.
+
+        The bulk form of ``read`` for replay: records are framed and CRC-checked a segment
+        at a time in compiled code (``JournalCorrupt`` as in ``read``), and a record that is
+        not a 112-byte command row raises ``ValueError``. A chunk never spans segments, so
+        chunks can be shorter than ``chunk``. The end is fixed when ``read_rows`` is called.
+        """
+        if from_seq < 1:
+            raise ValueError("sequence numbers start at 1")
+        if chunk < 1:
+            raise ValueError("chunk must be >= 1")
+        return _read_rows(self._snapshot(), from_seq, self._last_seq, chunk)
 
 
-def _read(
-    snapshot: list[tuple[Path, int, int, list[tuple[int, int]]]], from_seq: int, last_seq: int
-) -> Iterator[tuple[int, bytes]]:
+def _checked_segments(
+    snapshot: _Snapshot, from_seq: int, last_seq: int
+) -> Iterator[tuple[bytes, Frames]]:
+    """(bytes, CRC-checked frames) of each segment part that can hold ``from_seq`` onward."""
     if from_seq > last_seq:
         return
     starts = [first for _, first, _, _ in snapshot]
@@ -270,11 +330,31 @@ def _read(
         with open(path, "rb") as f:
             f.seek(offset)
             buf = f.read(size - offset)
-        frames, stop = frame(buf)
-        bad = first_bad_crc(buf, frames)
-        if stop != len(buf) or bad is not None:
-            at = offset + (stop if bad is None else frames[bad].offset)
+        frames = frame_records(buf)
+        bad = frames.first_bad_crc()
+        if frames.stop != len(buf) or bad is not None:
+            at = offset + (frames.stop if bad is None else int(frames.offset[bad]))
             raise JournalCorrupt("record fails its check while reading", path, at)
-        for fr in frames:
-            if fr.kind == KIND_DATA and fr.seq >= from_seq:
-                yield fr.seq, payload(buf, fr)
+        yield buf, frames
+
+
+def _read(snapshot: _Snapshot, from_seq: int, last_seq: int) -> Iterator[tuple[int, bytes]]:
+    for data, frames in _checked_segments(snapshot, from_seq, last_seq):
+        pick = np.flatnonzero((frames.kind == KIND_DATA) & (frames.seq >= from_seq))
+        ends = frames.offset + HEADER_SIZE + frames.length
+        for seq, start, end in zip(
+            frames.seq[pick].tolist(),
+            (frames.offset[pick] + HEADER_SIZE).tolist(),
+            ends[pick].tolist(),
+            strict=True,
+        ):
+            yield seq, data[start:end]
+
+
+def _read_rows(
+    snapshot: _Snapshot, from_seq: int, last_seq: int, chunk: int
+) -> Iterator[np.ndarray]:
+    for buf, frames in _checked_segments(snapshot, from_seq, last_seq):
+        pick = np.flatnonzero((frames.kind == KIND_DATA) & (frames.seq >= from_seq))
+        for k in range(0, pick.shape[0], chunk):
+            yield decode_rows(buf, frames, pick[k : k + chunk])
