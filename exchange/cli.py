@@ -29,6 +29,7 @@ class Subcommand(Protocol):
 SUBCOMMANDS: dict[str, str] = {
     "demo": "exchange.demo",
     "verify": "exchange.verify_cmd",
+    "replay": "exchange.replay_cmd",
 }
 
 
