@@ -242,6 +242,7 @@ class ListInstrument(Command):
         "max_qty": mc.C_QTY,
         "status": mc.C_SIDE,
         "reference_price": mc.C_TIF,
+        "cutoff_ts": mc.C_STP,
     }
     instrument: int
     tick_size: int
@@ -252,6 +253,7 @@ class ListInstrument(Command):
     max_qty: int
     status: InstrumentState = InstrumentState.TRADING
     reference_price: int = 0
+    cutoff_ts: int = 0  # ns; orders are refused from then on (the window's trading cut-off)
 
 
 COMMAND_TYPES: dict[int, type[Command]] = {

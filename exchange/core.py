@@ -97,6 +97,7 @@ class ExchangeCore:
         inst[r.I_LISTED] = 1
         inst[r.I_STATUS] = int(listing.status)
         inst[r.I_REF_PRICE] = listing.reference_price
+        inst[r.I_CUTOFF] = listing.cutoff_ts
         return listing_event(row, listing, 0)
 
     # -- state -------------------------------------------------------------------------------

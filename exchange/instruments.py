@@ -9,13 +9,18 @@ in, never read here, so the same inputs always list the same instruments.
 
 from __future__ import annotations
 
+import json
 import re
+import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from exchange.commands import ListInstrument
 from matching.spec import InstrumentSpec
 
 NAME_PATTERN = re.compile(
@@ -163,3 +168,49 @@ class ListingSchedule(BaseModel):
             for start, hours in windows
         }
         return sorted(keys, key=lambda key: key.name)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> ListingSchedule:
+        """Read the schedule from a ``.toml`` or ``.json`` file (unknown keys refused)."""
+        path = Path(path)
+        text = path.read_text()
+        data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+        return cls.model_validate(data)
+
+
+def listing_commands(
+    schedule: ListingSchedule,
+    now: datetime,
+    listed: Mapping[str, int],
+    next_id: int,
+    reference_price: int = 0,
+) -> list[tuple[InstrumentKey, ListInstrument]]:
+    """ListInstrument commands for the windows the schedule wants that are not listed yet.
+
+    Ids are handed out from ``next_id`` in name order; each window stops taking orders at
+    its start (the trading cut-off), enforced by the core from sequenced timestamps.
+    """
+    out = []
+    for key in schedule.listings(now):
+        if key.name in listed:
+            continue
+        spec = key.spec(next_id)
+        cutoff_ns = int(key.window_start.timestamp()) * 1_000_000_000
+        out.append(
+            (
+                key,
+                ListInstrument(
+                    next_id,
+                    spec.tick_size,
+                    spec.lot_size,
+                    spec.min_price,
+                    spec.max_price,
+                    spec.min_qty,
+                    spec.max_qty,
+                    reference_price=reference_price,
+                    cutoff_ts=cutoff_ns,
+                ),
+            )
+        )
+        next_id += 1
+    return out

@@ -20,6 +20,7 @@ class Listing:
     spec: InstrumentSpec
     reference_price: int
     status: InstrumentState
+    cutoff_ts: int = 0  # from then on the window takes no orders
 
 
 def decode_listing(row: np.ndarray | list[int]) -> Listing | RiskReject:
@@ -41,11 +42,14 @@ def decode_listing(row: np.ndarray | list[int]) -> Listing | RiskReject:
     except ValueError:
         return RiskReject.INVALID_INSTRUMENT_SPEC
     ref = int(row[mc.C_TIF])
+    cutoff = int(row[mc.C_STP])
+    if cutoff < 0:
+        return RiskReject.INVALID_INSTRUMENT_SPEC
     if status not in (InstrumentState.PRE_OPEN, InstrumentState.TRADING):
         return RiskReject.INVALID_INSTRUMENT_SPEC
     if ref != 0 and not (spec.min_price <= ref <= spec.max_price):
         return RiskReject.INVALID_INSTRUMENT_SPEC
-    return Listing(spec, ref, status)
+    return Listing(spec, ref, status, cutoff)
 
 
 def listing_event(row: np.ndarray | list[int], listing: Listing | None, code: int) -> np.ndarray:

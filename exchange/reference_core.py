@@ -95,7 +95,9 @@ class ReferenceCore:
         if iid in self.risk.instruments:
             return listing_event(row, None, int(RiskReject.INSTRUMENT_EXISTS)).tolist()
         self.book.add_instrument(listing.spec)
-        self.risk.instruments[iid] = Instrument(int(listing.status), listing.reference_price)
+        self.risk.instruments[iid] = Instrument(
+            int(listing.status), listing.reference_price, cutoff=listing.cutoff_ts
+        )
         return listing_event(row, listing, 0).tolist()
 
 

@@ -148,7 +148,8 @@ I_STATUS = 1
 I_REF_PRICE = 2  # the listing's reference price
 I_LAST_PRICE = 3  # last trade, 0 before the first
 I_ESCROW = 4  # quote units paid by buyers, owed to sellers on delivery
-IF = 5
+I_CUTOFF = 5  # ns timestamp from which the window takes no orders (0: none)
+IF = 6
 
 # assets[K, KF]
 K_DECIMALS = 0

@@ -254,6 +254,9 @@ def _gate(rs, acct: int, instr: int) -> int:
     if instr >= rs[2].shape[0] or rs[2][instr, r.I_LISTED] == 0:
         return RJ_UNKNOWN_INSTRUMENT
     status = rs[2][instr, r.I_STATUS]
+    cutoff = rs[2][instr, r.I_CUTOFF]
+    if cutoff > 0 and rs[6][r.G_NOW] >= cutoff:
+        return RJ_INSTRUMENT_NOT_TRADING
     if status == HALTED:
         return RJ_INSTRUMENT_HALTED
     if status != TRADING:

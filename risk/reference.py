@@ -76,6 +76,7 @@ class Instrument:
     ref_price: int
     last_price: int = 0
     escrow: int = 0
+    cutoff: int = 0
 
 
 @dataclass(slots=True)
@@ -164,6 +165,8 @@ class RiskModel:
         ins = self.instruments.get(instr)
         if ins is None:
             return mc.RejectCode.UNKNOWN_INSTRUMENT
+        if ins.cutoff and self.now >= ins.cutoff:
+            return RiskReject.INSTRUMENT_NOT_TRADING
         if ins.status == InstrumentState.HALTED:
             return RiskReject.INSTRUMENT_HALTED
         if ins.status != InstrumentState.TRADING:
@@ -493,7 +496,7 @@ class RiskModel:
             },
             "balances": {k: v for k, v in self.balances.items() if v},
             "instruments": {
-                i: (s.status, s.ref_price, s.last_price, s.escrow)
+                i: (s.status, s.ref_price, s.last_price, s.escrow, s.cutoff)
                 for i, s in sorted(self.instruments.items())
             },
             "assets": [

@@ -116,3 +116,27 @@ def test_schedule_config_refuses_unknown_fields_and_repeats() -> None:
         ListingSchedule(resources=("H100-80G",), regions=("us-east",)).listings(
             datetime(2026, 12, 1)
         )
+
+
+def test_schedule_file_becomes_listing_commands(tmp_path) -> None:
+    from exchange.instruments import ListingSchedule, listing_commands
+
+    path = tmp_path / "listings.toml"
+    path.write_text('resources = ["H100-80G"]\nregions = ["us-east"]\ndaily_days_ahead = 2\n')
+    schedule = ListingSchedule.from_file(path)
+    now = datetime(2026, 11, 21, 9, 30, tzinfo=UTC)
+    planned = listing_commands(schedule, now, {}, next_id=5, reference_price=2_000_000)
+    names = [key.name for key, _ in planned]
+    assert names == [
+        "H100-80G.us-east.20261121T10Z.1h",
+        "H100-80G.us-east.20261122T00Z.24h",
+        "H100-80G.us-east.20261123T00Z.24h",
+    ]
+    assert [cmd.instrument for _, cmd in planned] == [5, 6, 7]
+    spot = planned[0][1]
+    assert spot.cutoff_ts == int(datetime(2026, 11, 21, 10, tzinfo=UTC).timestamp()) * 10**9
+    again = listing_commands(schedule, now, dict(zip(names, (5, 6, 7), strict=True)), 8)
+    assert again == []
+    path.write_text('resources = ["H100-80G"]\nregions = ["us-east"]\ntypo = 1\n')
+    with pytest.raises(ValueError):
+        ListingSchedule.from_file(path)

@@ -127,6 +127,10 @@ class CoreMachine(RuleBasedStateMachine):
             C.ListInstrument(i, TICK, 1, TICK, 1_000_000 * TICK, 1, 1_000, reference_price=REF)
             for i in INSTRUMENTS
         ]
+        # instrument 2's window reaches its trading cut-off during a long run
+        lst[1] = C.ListInstrument(
+            2, TICK, 1, TICK, 10**6 * TICK, 1, 1_000, reference_price=REF, cutoff_ts=T0 + 40 * SEC
+        )
         opened = [C.OpenAccount(a, ROLES[a]) for a in ACCOUNTS]
         money = [C.Deposit(a, 0, 200 * 10**6) for a in ACCOUNTS]
         cap = [C.RegisterCapacity(a, i, 100) for a in (2, 4) for i in INSTRUMENTS]
