@@ -22,9 +22,11 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.matching
+	$(PY) -m benchmarks.engine
 
 bench-quick: $(STAMP)
 	$(PY) -m benchmarks.matching --quick
+	$(PY) -m benchmarks.engine --quick
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -76,6 +76,10 @@ def run_engine_batch(book, rs, cmds, start, end, ev, n, tick, max_accounts):
     m = mk._borrow(book[0])
     cm = mk._borrow(cmds)
     cap = ev.shape[0]
+    # Borrowed views carry no reference count: without them every inlined risk helper
+    # that picks an array out of the tuple pays an atomic incref/decref pair.
+    rs = (mk._borrow(rs[0]), mk._borrow(rs[1]), mk._borrow(rs[2]), mk._borrow(rs[3]),
+          mk._borrow(rs[4]), mk._borrow(rs[5]), mk._borrow(rs[6]))  # fmt: skip
     g = rs[6]
     for i in range(start, end):
         need = rk.needs_growth(rs, cm, i)

@@ -171,7 +171,8 @@ def available(rs, acct: int, now_ns: int) -> int:
 # -- positions: open addressing on (account, instrument) ---------------------------------------
 @njit(cache=True, inline="always")
 def _slot0(key: int, mask: int) -> int:
-    h = (key * -7046029254386353131) ^ (key >> 29)
+    h = key * -7046029254386353131  # multiply first: every key bit reaches the low bits
+    h ^= h >> 29
     return h & mask
 
 

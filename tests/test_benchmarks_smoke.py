@@ -10,9 +10,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from benchmarks import engine as engine_bench
+from benchmarks import engine_workload as ewl
 from benchmarks import latency
 from benchmarks import matching as bench
 from benchmarks import workloads as wl
+from exchange.core import ExchangeCore
 from matching import codes as c
 from matching.codes import EventKind
 from matching.fast import FastBook
@@ -137,3 +140,89 @@ def test_measure_workload_reports_every_documented_key() -> None:
             "peak_rss_mb": 0.0,
         }
     )
+
+
+# -- benchmarks.engine ------------------------------------------------------------------------
+
+ENGINE_TINY = engine_bench.Sizes(
+    commands=6_000,
+    instruments=3,
+    accounts=12,
+    batch=512,
+    resting_orders=2_000,
+    repeats=1,
+)
+
+
+def _core_events(rows: np.ndarray, setup: np.ndarray) -> np.ndarray:
+    """``setup`` then ``rows`` through a fresh ExchangeCore, stamped as the sequencer would."""
+    core = ExchangeCore()
+    both = np.concatenate([setup, rows])
+    both[:, c.C_SEQ] = np.arange(1, len(both) + 1)
+    both[:, c.C_TS] = 1
+    setup_events = core.process(both[: len(setup)])
+    assert not np.isin(setup_events[:, c.E_KIND], [EventKind.COMMAND_REJECTED]).any()
+    return core.process(both[len(setup) :])
+
+
+def test_engine_flow_is_deterministic_and_never_refused() -> None:
+    """Cancels and replaces must find their orders without an oracle, and risk must accept
+    every order, or the engine benchmark would time rejects."""
+    sizes = ENGINE_TINY
+    kw = {"instruments": sizes.instruments, "accounts": sizes.accounts, "lifetime": 300}
+    a, b = ewl.flow(sizes.commands, **kw), ewl.flow(sizes.commands, **kw)
+    np.testing.assert_array_equal(a.commands, b.commands)
+    assert len(a.commands) == sizes.commands
+    ids = a.commands[a.commands[:, c.C_KIND] == c.CommandKind.NEW_ORDER, c.C_ORDER_ID]
+    assert len(np.unique(ids)) == len(ids) and ids.min() >= 1
+    events = _core_events(a.commands, ewl.setup_rows(sizes.instruments, sizes.accounts))
+    kinds = events[:, c.E_KIND]
+    assert not np.isin(kinds, [EventKind.ORDER_REJECTED, EventKind.COMMAND_REJECTED]).any()
+    mix = a.stats["mix"]
+    assert isinstance(mix, dict)
+    assert np.count_nonzero(kinds == EventKind.ORDER_REPLACED) == round(
+        mix["replace"] * sizes.commands
+    )
+    user_cancels = (kinds == EventKind.ORDER_CANCELLED) & (
+        events[:, c.E_REASON] == c.CancelReason.USER
+    )
+    assert np.count_nonzero(user_cancels) == round(mix["cancel"] * sizes.commands) > 0
+    assert np.count_nonzero(kinds == EventKind.ORDER_FILLED) > 0
+
+
+def test_engine_resting_rows_never_cross() -> None:
+    sizes = ENGINE_TINY
+    rows = ewl.resting_rows(
+        sizes.resting_orders, instruments=sizes.instruments, accounts=sizes.accounts
+    )
+    events = _core_events(rows, ewl.setup_rows(sizes.instruments, sizes.accounts))
+    assert np.count_nonzero(events[:, c.E_KIND] == EventKind.ORDER_ACCEPTED) == len(rows)
+    assert len(events) == len(rows)
+
+
+def test_engine_benchmark_reports_every_documented_key() -> None:
+    result = engine_bench.run(ENGINE_TINY, True, lambda _msg: None, warmup=False)
+    for key in (
+        "commands_per_s",
+        "commands_per_s_no_journal",
+        "commands_per_s_with_event_hash",
+        "journal_cost_ratio",
+        "replay_commands_per_s",
+        "matching_only_commands_per_s",
+        "snapshot_write_s",
+        "snapshot_load_s",
+        "snapshot_mb",
+        "recovery_s",
+        "peak_rss_mb",
+    ):
+        assert result[key] > 0, key
+    assert result["replay_identical"] is True
+    assert result["events_equal_across_runs"] is True
+    assert result["reject_share"] == 0
+    assert result["resting_orders"] == ENGINE_TINY.resting_orders
+    snap = result["snapshot"]
+    assert snap["recovered_state_identical"] and snap["loaded_state_identical"]
+    assert snap["recovery_replayed_commands"] == 0
+    assert set(result["targets"]) == set(engine_bench.TARGETS)
+    assert all(isinstance(t["met"], bool) for t in result["targets"].values())
+    engine_bench.print_table(result)
