@@ -62,15 +62,10 @@ class ExchangeCore:
             if status == ek.DONE:
                 break
             if status == ek.NEED_EVENT_ROOM:
-                if n:
-                    drained.append(ev[:n].copy())
-                    n = 0
-                else:
-                    self.book.events_buffer = np.zeros((2 * len(ev), mc.N_EVENT_FIELDS), np.int64)
+                n = self.book.make_event_room(n, drained)
             elif status == ek.NEEDS_PYTHON:
-                if n + 1 > len(ev):
-                    drained.append(ev[:n].copy())
-                    n = 0
+                if n == len(ev):
+                    n = self.book.make_event_room(n, drained)
                 self.book.events_buffer[n] = self._list_instrument(cmds[start])
                 n += 1
                 start += 1
@@ -80,8 +75,7 @@ class ExchangeCore:
                 self.risk.grow_positions()
             else:
                 self.book._grow(status, int(cmds[start, mc.C_ACCOUNT]))
-        drained.append(self.book.events_buffer[:n].copy())
-        return drained[0] if len(drained) == 1 else np.concatenate(drained)
+        return self.book.collect_events(n, drained)
 
     def _list_instrument(self, row: np.ndarray) -> np.ndarray:
         listing = decode_listing(row)

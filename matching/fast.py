@@ -60,18 +60,28 @@ class FastBook(OrderBook):
         drained: list[np.ndarray] = []
         n, start, end = 0, 0, cmds.shape[0]
         while True:
-            status, start, ev, n = k.run_batch(
+            status, start, _, n = k.run_batch(
                 self.state, cmds, start, end, self.events_buffer, np.int64(n)
             )
             if status == k.DONE:
                 break
-            if status != k.NEED_EVENT_ROOM:
+            if status == k.NEED_EVENT_ROOM:
+                n = self.make_event_room(n, drained)
+            else:
                 self._grow(status, int(cmds[start, c.C_ACCOUNT]))
-            elif n:
-                drained.append(ev[:n].copy())
-                n = 0
-            else:  # one command may write more rows than the whole buffer holds
-                self.events_buffer = _event_buffer(2 * len(ev))
+        return self.collect_events(n, drained)
+
+    def make_event_room(self, n: int, drained: list[np.ndarray]) -> int:
+        """Set aside the ``n`` event rows written so far (returns the rows now in use, 0);
+        if there are none, double the buffer: one command may need more than it holds."""
+        if n:
+            drained.append(self.events_buffer[:n].copy())
+        else:
+            self.events_buffer = _event_buffer(2 * len(self.events_buffer))
+        return 0
+
+    def collect_events(self, n: int, drained: list[np.ndarray]) -> np.ndarray:
+        """Everything set aside plus the buffer's first ``n`` rows, as one array."""
         drained.append(self.events_buffer[:n].copy())
         return drained[0] if len(drained) == 1 else np.concatenate(drained)
 
