@@ -132,10 +132,12 @@ class Deposit(Command):
         "account": mc.C_ACCOUNT,
         "asset": mc.C_INSTRUMENT,
         "amount": mc.C_QTY,
+        "ref": mc.C_ORDER_ID,
     }
     account: int
     asset: int
     amount: int  # base units of the asset
+    ref: int = 0  # the caller's reference (e.g. the chain transfer), echoed in the event
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,10 +147,12 @@ class Withdraw(Command):
         "account": mc.C_ACCOUNT,
         "asset": mc.C_INSTRUMENT,
         "amount": mc.C_QTY,
+        "ref": mc.C_ORDER_ID,
     }
     account: int
     asset: int
     amount: int
+    ref: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from exchange.core import ExchangeCore
+from exchange.event_log import EventLog
 from exchange.journal import FsyncPolicy, Journal
 from exchange.snapshots import newest_valid, write_snapshot
 from matching import codes as mc
@@ -119,6 +120,8 @@ class Engine:
         self.snapshot_dir = root / "snapshots"
         policy = FsyncPolicy.STRICT if config.fsync == "strict" else FsyncPolicy.BATCH
         self.journal = Journal.open(journal_dir, policy)
+        self.events_dir = root / "events"
+        self.event_log = EventLog.open(self.events_dir, writable=True)
         self._subscribers: list[Subscriber] = []
         self._event_hash = hashlib.blake2b(digest_size=32) if track_event_hash else None
         self.recovery = self._recover()
@@ -128,7 +131,12 @@ class Engine:
     def _recover(self) -> Recovery:
         started = time.perf_counter()
         last = self.journal.last_seq
-        snap = newest_valid(self.snapshot_dir, at_most=last)
+        if self.event_log.last_seq > last:
+            log.warning("event log is ahead of the journal (%d > %d): cut back",
+                        self.event_log.last_seq, last)  # fmt: skip
+            self.event_log.truncate_after(last)
+        # Start early enough that the event log gets every command's events.
+        snap = newest_valid(self.snapshot_dir, at_most=min(last, self.event_log.last_seq))
         risk, book = self.config.risk, self.config.book_config()
         if snap is None:
             snap_seq, self.core = 0, ExchangeCore(risk, book)
@@ -139,7 +147,9 @@ class Engine:
             raise ValueError("the event-stream hash needs a replay from the start of the journal")
         replayed = 0
         for rows in self.journal.read_rows(snap_seq + 1):
-            self._absorb(self.core.process(rows))
+            events = self.core.process(rows)
+            self._absorb(events)
+            self._log_events(events, int(rows[-1, mc.C_SEQ]))
             replayed += len(rows)
         self.last_seq = last
         self._snapshot_seq = snap_seq
@@ -162,6 +172,7 @@ class Engine:
         _, self.last_seq = self.sequencer.sequence(rows)
         events = self.core.process(rows)
         self._absorb(events)
+        self.event_log.append(events, self.last_seq)
         for subscriber in self._subscribers:
             subscriber(events)
         if self.last_seq - self._snapshot_seq >= self.config.snapshot_every:
@@ -171,6 +182,15 @@ class Engine:
     def _absorb(self, events: np.ndarray) -> None:
         if self._event_hash is not None:
             self._event_hash.update(np.ascontiguousarray(events).tobytes())
+
+    def _log_events(self, events: np.ndarray, last_seq: int) -> None:
+        """Append what the event log does not have yet (recovery re-creates its tail)."""
+        have = self.event_log.last_seq
+        if last_seq <= have:
+            return
+        if len(events) and events[0, mc.E_SEQ] <= have:
+            events = events[events[:, mc.E_SEQ] > have]
+        self.event_log.append(events, last_seq)
 
     def idle(self) -> None:
         """Call when there is nothing to submit: group commit syncs within its interval."""
@@ -196,6 +216,7 @@ class Engine:
 
     def close(self) -> None:
         self.journal.close()
+        self.event_log.close()
 
     def __enter__(self) -> Engine:
         return self

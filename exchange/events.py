@@ -11,7 +11,7 @@ Column use follows the writers: ``matching.kernel._put`` for the book's events,
 INSTRUMENT_LISTED. Two columns are reused: an ORDER_FILLED row carries the fee charged to
 its side in E_REASON (negative: a maker rebate), and a COMMAND_REJECTED row carries the
 refused command's kind in E_TRADE_ID (zero when the book refused it, as the book does not
-record it).
+record it). DEPOSITED/WITHDRAWN rows carry the command's ``ref`` in E_TRADE_ID.
 """
 
 from __future__ import annotations
@@ -232,6 +232,7 @@ _TRANSFER = {
     "asset": mc.E_INSTRUMENT,
     "amount": mc.E_QTY,
     "balance": mc.E_LEAVES,
+    "ref": mc.E_TRADE_ID,
 }
 
 
@@ -243,6 +244,7 @@ class Deposited(Event):
     asset: int
     amount: int  # base units of the asset
     balance: int  # after the deposit
+    ref: int = 0  # the command's reference
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +255,7 @@ class Withdrawn(Event):
     asset: int
     amount: int
     balance: int  # after the withdrawal
+    ref: int = 0
 
 
 @dataclass(frozen=True, slots=True)

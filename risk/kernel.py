@@ -568,8 +568,9 @@ def run_command(rs, cmds, i, ev, n, max_accounts):
             if bal[acct, instr] > MAX_AMOUNT - amount:
                 return reject_command(ev, n, cmds, i, RJ_INVALID_AMOUNT)
             bal[acct, instr] += amount
+            ref = cmds[i, mc.C_ORDER_ID]
             return _event(
-                ev, n, cmds, i, EV_DEPOSITED, instr, acct, 0, 0, amount, bal[acct, instr], 0, 0, 0
+                ev, n, cmds, i, EV_DEPOSITED, instr, acct, 0, 0, amount, bal[acct, instr], 0, ref, 0
             )
         if amount > bal[acct, instr]:
             return reject_command(ev, n, cmds, i, RJ_INSUFFICIENT_BALANCE)
@@ -584,8 +585,9 @@ def run_command(rs, cmds, i, ev, n, max_accounts):
         if value_lost > 0 and available(rs, acct, now_ns) < value_lost:
             return reject_command(ev, n, cmds, i, RJ_INSUFFICIENT_BALANCE)
         bal[acct, instr] -= amount
+        ref = cmds[i, mc.C_ORDER_ID]
         return _event(
-            ev, n, cmds, i, EV_WITHDRAWN, instr, acct, 0, 0, amount, bal[acct, instr], 0, 0, 0
+            ev, n, cmds, i, EV_WITHDRAWN, instr, acct, 0, 0, amount, bal[acct, instr], 0, ref, 0
         )
     if kind == SET_ORACLE_PRICE:
         assets = rs[3]

@@ -348,6 +348,7 @@ class RiskModel:
             account=key[0],
             qty=row[mc.C_QTY],
             leaves=self.balances[key],
+            extra=row[mc.C_ORDER_ID],
         )
 
     def _withdraw(self, row, _max_accounts):
@@ -373,6 +374,7 @@ class RiskModel:
             account=acct,
             qty=amount,
             leaves=self.balances[(acct, k)],
+            extra=row[mc.C_ORDER_ID],
         )
 
     def _oracle(self, row, _max_accounts):

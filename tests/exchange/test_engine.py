@@ -170,6 +170,9 @@ def test_sigkill_at_a_random_point_loses_nothing_acknowledged(tmp_path: Path, se
     assert recovered == state
     result = replay(tmp_path / "journal")
     assert (result.state_hash, result.event_hash) == (state, events)
+    # The event log that projections follow holds exactly the uninterrupted event stream.
+    logged = (tmp_path / "events" / "events.bin").read_bytes()
+    assert hashlib.blake2b(logged, digest_size=32).hexdigest() == events
 
 
 def test_one_million_commands_replay_to_the_identical_event_stream(tmp_path: Path) -> None:

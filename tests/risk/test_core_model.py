@@ -58,14 +58,17 @@ def submit(draw: st.DrawFn) -> C.Command:
     )
 
 
+refs = st.integers(-(2**63), 2**63 - 1)  # any caller reference is echoed as it is
+
+
 def other_commands() -> st.SearchStrategy[C.Command]:
     return st.one_of(
         st.builds(C.CancelOrder, instruments, st.integers(1, 60), accounts),
         st.builds(C.ReplaceOrder, instruments, st.integers(1, 60), accounts, prices, qtys),
         st.builds(C.MassCancel, instruments, accounts),
         st.builds(C.AdvanceClock),
-        st.builds(C.Deposit, accounts, st.integers(0, 2), st.integers(-5, 5 * 10**8)),
-        st.builds(C.Withdraw, accounts, st.integers(0, 1), st.integers(1, 3 * 10**8)),
+        st.builds(C.Deposit, accounts, st.integers(0, 2), st.integers(-5, 5 * 10**8), refs),
+        st.builds(C.Withdraw, accounts, st.integers(0, 1), st.integers(1, 3 * 10**8), refs),
         st.builds(
             C.SetOraclePrice,
             asset=st.integers(0, 1),
