@@ -7,9 +7,11 @@ without an index, and its own sequence number so a gap or a duplicate is visible
 
 A batch is one or more DATA records followed by a TRAILER record whose ``seq`` is the last
 sequence number of the batch and whose payload is ``count (u32) | hash (32 bytes)``, where
-hash = blake2b-256(previous batch hash || bytes of the batch's DATA records). The genesis
+hash = SHA-256(previous batch hash || bytes of the batch's DATA records). The genesis
 "previous hash" is 32 zero bytes. Chaining batches rather than records keeps the hashing
-cost per group commit, and the head hash is what settlement anchors on chain.
+cost per group commit, and the head hash is what settlement anchors on chain. SHA-256
+because anyone verifying an anchored head has it everywhere (Solana included), and CPUs
+with SHA extensions hash it about twice as fast as blake2b (``chain_hasher``).
 
 The scan is shared by ``Journal.open`` (which repairs a torn tail) and ``verify`` (which
 only reports), so both agree on what is good, what is a torn tail and what is corruption.
@@ -78,8 +80,15 @@ def list_segments(directory: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+def chain_hasher(prev_hash: bytes) -> hashlib._Hash:
+    """The running hash of one batch: feed it the batch's DATA record bytes."""
+    return hashlib.sha256(prev_hash)
+
+
 def batch_hash(prev_hash: bytes, data_records: bytes) -> bytes:
-    return hashlib.blake2b(prev_hash + data_records, digest_size=HASH_SIZE).digest()
+    h = chain_hasher(prev_hash)
+    h.update(data_records)
+    return h.digest()
 
 
 def encode_batch(
@@ -577,7 +586,7 @@ def scan(directory: Path) -> Scan:
         hashed = 0
         for k in range(nb):
             start, trailer = int(starts[k]), int(trailers[k])
-            h = hashlib.blake2b(head, digest_size=HASH_SIZE)
+            h = chain_hasher(head)
             h.update(view[start:trailer])
             computed = h.digest()
             if view[trailer + HEADER_SIZE + 4 : trailer + HEADER_SIZE + 4 + HASH_SIZE] != computed:

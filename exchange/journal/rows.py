@@ -16,8 +16,6 @@ hashes the batch in one call, and reading is the mirror image (``frame_records``
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 from numba import njit
 
@@ -34,6 +32,7 @@ from exchange.journal.format import (
     VERSION,
     Frames,
     as_u8,
+    chain_hasher,
     frame_records,
     record_crcs,
 )
@@ -145,7 +144,7 @@ def encode_rows_array(
     out = out[:size]
     _encode(TABLES, src, first_seq, out)
     data_end = n * ROW_RECORD_SIZE
-    h = hashlib.blake2b(prev_hash, digest_size=HASH_SIZE)  # = blake2b(prev || data)
+    h = chain_hasher(prev_hash)
     h.update(out[:data_end])
     new_hash = h.digest()
     body = TRAILER.pack(n, new_hash)

@@ -118,7 +118,7 @@ def test_head_hash_matches_independent_chain(tmp_path: Path) -> None:
     h, pos = bytes(32), 0
     for n in sizes:
         data = raw[pos : pos + n * DATA_REC]
-        h = hashlib.blake2b(h + data, digest_size=32).digest()
+        h = hashlib.sha256(h + data).digest()
         trailer = raw[pos + n * DATA_REC : pos + n * DATA_REC + TRAILER_REC]
         assert trailer[-32:] == h  # each trailer carries the chained hash
         pos += n * DATA_REC + TRAILER_REC
