@@ -147,10 +147,10 @@ class StageTimer:
         inner = getattr(obj, method)
         self.seconds[stage] = 0.0
 
-        def timed(*args: Any) -> Any:
+        def timed(*args: Any, **kwargs: Any) -> Any:
             t = time.perf_counter()
             try:
-                return inner(*args)
+                return inner(*args, **kwargs)
             finally:
                 self.seconds[stage] += time.perf_counter() - t
 

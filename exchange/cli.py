@@ -30,6 +30,7 @@ SUBCOMMANDS: dict[str, str] = {
     "demo": "exchange.demo",
     "verify": "exchange.verify_cmd",
     "replay": "exchange.replay_cmd",
+    "db": "exchange.db_cmd",
 }
 
 

@@ -14,6 +14,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -32,7 +33,12 @@ from risk.config import RiskConfig
 log = logging.getLogger(__name__)
 
 GENESIS = "genesis.json"
+PIPELINE_MIN_ROWS = 256  # smaller batches journal first: a thread hand-off costs more
 Subscriber = Callable[[np.ndarray], None]
+
+
+class EngineHalted(RuntimeError):
+    """The journal could not record a batch the core ran: restart to recover."""
 
 
 class EngineConfig(BaseModel):
@@ -73,11 +79,17 @@ class Sequencer:
         self._clock = clock
         self.last_ts = last_ts
 
-    def sequence(self, rows: np.ndarray) -> tuple[int, int]:
-        """Stamp and journal ``rows`` in place; returns the (first, last) sequence numbers."""
+    def stamp(self, rows: np.ndarray) -> tuple[int, int]:
+        """Number and time ``rows`` in place with what the journal will record; returns the
+        (first, last) sequence numbers. ``journal`` must follow before anything leaves."""
         self.last_ts = max(int(self._clock()), self.last_ts)
         rows[:, mc.C_TS] = self.last_ts
-        return self._journal.append_rows(rows)
+        first = self._journal.last_seq + 1
+        rows[:, mc.C_SEQ] = np.arange(first, first + len(rows), dtype=np.int64)
+        return first, first + len(rows) - 1
+
+    def journal(self, rows: np.ndarray) -> None:
+        self._journal.append_rows(rows, stamped=True)
 
 
 @dataclass
@@ -125,6 +137,8 @@ class Engine:
         self._subscribers: list[Subscriber] = []
         self._event_hash = hashlib.blake2b(digest_size=32) if track_event_hash else None
         self.recovery = self._recover()
+        self._journal_thread = ThreadPoolExecutor(1, thread_name_prefix="cx-journal")  # + events
+        self._halted: BaseException | None = None
         self.sequencer = Sequencer(self.journal, clock, self.core.last_now())
         return self
 
@@ -165,14 +179,34 @@ class Engine:
         self._subscribers.append(subscriber)
 
     def submit(self, commands: np.ndarray) -> np.ndarray:
-        """Sequence, journal and run a batch of command rows; returns their events."""
+        """Sequence, journal and run a batch of command rows; returns their events.
+
+        A large batch is journaled in a second thread while the core runs it (both release
+        the GIL), as LMAX's journaller and business logic run side by side; its events
+        leave only once the journal write has returned (ack after journal). The same thread
+        then appends them to the event log, in order, while the next batch runs. If a write
+        fails, the journal may end in a partial record and the core may have run commands
+        the journal lacks, so the engine stops: this and every later call raise
+        ``EngineHalted``, and a restart recovers from what the journal holds.
+        """
+        if self._halted is not None:
+            raise EngineHalted("the engine stopped after a journal failure") from self._halted
         rows = np.array(commands, dtype=np.int64, ndmin=2)
         if rows.ndim != 2 or rows.shape[1] != mc.N_COMMAND_FIELDS or len(rows) == 0:
             raise ValueError(f"commands must have shape (n >= 1, {mc.N_COMMAND_FIELDS})")
-        _, self.last_seq = self.sequencer.sequence(rows)
-        events = self.core.process(rows)
+        _, last = self.sequencer.stamp(rows)
+        if len(rows) < PIPELINE_MIN_ROWS:
+            self._journal(rows)
+            events = self.core.process(rows)
+        else:
+            journaled = self._journal_thread.submit(self._journal, rows)
+            try:
+                events = self.core.process(rows)
+            finally:
+                journaled.result()
+        self.last_seq = last
         self._absorb(events)
-        self.event_log.append(events, self.last_seq)
+        self._journal_thread.submit(self._append_events, events, last)  # in order, off the path
         for subscriber in self._subscribers:
             subscriber(events)
         if self.last_seq - self._snapshot_seq >= self.config.snapshot_every:
@@ -182,6 +216,25 @@ class Engine:
     def _absorb(self, events: np.ndarray) -> None:
         if self._event_hash is not None:
             self._event_hash.update(np.ascontiguousarray(events).tobytes())
+
+    def _journal(self, rows: np.ndarray) -> None:
+        """A failed write may leave part of a record behind: nothing may follow it."""
+        try:
+            self.sequencer.journal(rows)
+        except BaseException as exc:
+            self._halted = exc
+            raise EngineHalted("journal write failed; the engine stopped") from exc
+
+    def _append_events(self, events: np.ndarray, last_seq: int) -> None:
+        """A gap in the event log would hide events from projections: stop instead; the
+        restart refills it from the journal."""
+        if self._halted is not None:
+            return
+        try:
+            self.event_log.append(events, last_seq)
+        except BaseException as exc:
+            log.exception("event log write failed; the engine stops")
+            self._halted = exc
 
     def _log_events(self, events: np.ndarray, last_seq: int) -> None:
         """Append what the event log does not have yet (recovery re-creates its tail)."""
@@ -215,8 +268,11 @@ class Engine:
         return self.core.state_hash()
 
     def close(self) -> None:
-        self.journal.close()
-        self.event_log.close()
+        self._journal_thread.shutdown()
+        try:
+            self.journal.close()
+        finally:
+            self.event_log.close()
 
     def __enter__(self) -> Engine:
         return self

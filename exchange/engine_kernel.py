@@ -70,7 +70,7 @@ def _order_reject(ev, n, cm, i, code):
     return n + 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # the engine journals the batch in another thread meanwhile
 def run_engine_batch(book, rs, cmds, start, end, ev, n, tick, max_accounts):
     """Process ``cmds[start:end]``; returns ``(status, next index, ev, events written)``."""
     m = mk._borrow(book[0])

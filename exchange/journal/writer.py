@@ -195,14 +195,16 @@ class Journal:
         data, new_hash = encode_batch(first, [bytes(p) for p in payloads], self._head_hash)
         return self._write_batch(first, len(payloads), memoryview(data), new_hash)
 
-    def append_rows(self, rows: np.ndarray) -> tuple[int, int]:
+    def append_rows(self, rows: np.ndarray, *, stamped: bool = False) -> tuple[int, int]:
         """Append the command rows ``rows`` (int64, shape (n, 15)) as one batch.
 
         The bulk form of ``append_batch`` for the engine: each row becomes one record whose
         payload is columns 1..14 (see ``rows``), encoded in one compiled call. The journal
         assigns the sequence numbers and writes them into ``rows[:, 0]`` once the batch is
         written; same single write, segment roll and fsync policy as ``append_batch``.
-        Returns (first_seq, last_seq).
+        Returns (first_seq, last_seq). With ``stamped`` the caller has already written the
+        sequence numbers the journal will assign (``last_seq + 1`` on); they are checked,
+        not written, so another thread may read ``rows`` meanwhile.
         """
         if self._file is None:
             raise ValueError("journal is closed")
@@ -210,12 +212,15 @@ class Journal:
         if not rows.flags.writeable:
             raise ValueError("rows must be writable: the assigned seqs are written to column 0")
         first = self._last_seq + 1
+        if stamped and (rows[0, C_SEQ] != first or rows[-1, C_SEQ] != first + len(rows) - 1):
+            raise ValueError(f"rows are not stamped with the next sequence numbers from {first}")
         size = encoded_size(rows.shape[0])
         if self._scratch.shape[0] < size:
             self._scratch = np.empty(max(size, 2 * self._scratch.shape[0]), dtype=np.uint8)
         data, new_hash = encode_rows_array(rows, first, self._head_hash, self._scratch)
         first, last = self._write_batch(first, rows.shape[0], memoryview(data), new_hash)
-        rows[:, C_SEQ] = np.arange(first, last + 1, dtype=np.int64)
+        if not stamped:
+            rows[:, C_SEQ] = np.arange(first, last + 1, dtype=np.int64)
         return first, last
 
     def _write_batch(
@@ -269,10 +274,14 @@ class Journal:
         """Sync and release the journal (idempotent)."""
         if self._file is None:
             return
-        self.sync()
-        self._file.close()
-        self._file = None
-        os.close(self._lock_fd)
+        try:
+            self.sync()
+        finally:  # a failed disk must not keep the journal locked against recovery
+            file, self._file = self._file, None
+            try:
+                file.close()
+            finally:
+                os.close(self._lock_fd)
 
     def __enter__(self) -> Journal:
         return self

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import random
@@ -15,7 +16,7 @@ import pytest
 from flow import T0, batches, order_rows, setup_rows
 
 from exchange.core import ExchangeCore
-from exchange.engine import Engine, EngineConfig, replay
+from exchange.engine import Engine, EngineConfig, EngineHalted, replay
 from exchange.journal import JournalCorrupt
 from exchange.snapshots import list_snapshots
 from risk.config import RiskConfig
@@ -187,3 +188,26 @@ def test_one_million_commands_replay_to_the_identical_event_stream(tmp_path: Pat
     assert first.commands == engine.last_seq
     assert first.event_hash == second.event_hash == live_events
     assert first.state_hash == second.state_hash == live_state
+
+
+@pytest.mark.parametrize("size", [10, 600])  # journaled before the core / beside it
+def test_a_failed_journal_write_halts_the_engine_and_nothing_leaves(
+    tmp_path: Path, size: int
+) -> None:
+    seen: list[np.ndarray] = []
+    all_batches = flow_batches(2_000, 4, size)
+    engine = Engine.open(tmp_path, clock=fixed_clock())
+    engine.subscribe(seen.append)
+    engine.submit(all_batches[0])
+    engine.submit(all_batches[1])
+    good_seq, good_state, emitted = engine.last_seq, engine.state_hash(), len(seen)
+    os.close(engine.journal._file.fileno())  # the disk goes away under the journal
+    with pytest.raises(EngineHalted):
+        engine.submit(all_batches[2])
+    with pytest.raises(EngineHalted):
+        engine.submit(all_batches[3])
+    assert len(seen) == emitted and engine.last_seq == good_seq  # no ack, no event
+    with contextlib.suppress(OSError):
+        engine.close()
+    with Engine.open(tmp_path) as recovered:
+        assert (recovered.last_seq, recovered.state_hash()) == (good_seq, good_state)

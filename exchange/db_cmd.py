@@ -1,0 +1,43 @@
+"""The ledger database: ``cx db migrate`` applies the pending SQL migrations.
+
+The database is ``--url`` if given, else ``CX_DATABASE_URL``, else the Postgres on
+127.0.0.1:5432 if one answers, else an embedded Postgres with its data under
+``--data-dir`` (default var/pg). Prints each migration applied, or that there was none;
+exits 1 if the migrations on disk and in the database disagree or the database is
+unreachable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+HELP = "ledger database tasks (migrate)"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="db_action", metavar="ACTION", required=True)
+    mig = actions.add_parser("migrate", help="apply the pending SQL migrations")
+    mig.add_argument("--url", help="database URL (default: CX_DATABASE_URL, local, embedded)")
+    mig.add_argument("--data-dir", default="var/pg", help="embedded Postgres data directory")
+
+
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    import asyncpg
+
+    from settlement.db import redact, resolve_url
+    from settlement.migrate import MigrationError, migrate
+
+    url = args.url or resolve_url(args.data_dir)
+    try:
+        report = asyncio.run(migrate(url))
+    except (MigrationError, OSError, asyncpg.PostgresError) as exc:
+        print(f"cx db migrate: {redact(url)}: {exc}", file=sys.stderr)
+        return 1
+    for name in report.applied:
+        print(f"applied {name}")
+    if not report.applied:
+        print(f"up to date ({len(report.already)} migrations applied before)")
+    return 0
