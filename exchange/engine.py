@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from exchange.core import ExchangeCore
 from exchange.event_log import EventLog
 from exchange.journal import FsyncPolicy, Journal
+from exchange.prefetch import prefetch
 from exchange.snapshots import newest_valid, write_snapshot
 from matching import codes as mc
 from matching.spec import BookConfig
@@ -160,7 +161,7 @@ class Engine:
         if self._event_hash is not None and snap_seq:
             raise ValueError("the event-stream hash needs a replay from the start of the journal")
         replayed = 0
-        for rows in self.journal.read_rows(snap_seq + 1):
+        for rows in prefetch(self.journal.read_rows(snap_seq + 1)):
             events = self.core.process(rows)
             self._absorb(events)
             self._log_events(events, int(rows[-1, mc.C_SEQ]))
@@ -303,7 +304,7 @@ def replay(journal_dir: str | Path, config: EngineConfig | None = None) -> Repla
     started = time.perf_counter()
     journal = Journal.open(journal_dir)
     try:
-        for rows in journal.read_rows(1):
+        for rows in prefetch(journal.read_rows(1)):
             ev = core.process(rows)
             h.update(np.ascontiguousarray(ev).tobytes())
             commands += len(rows)

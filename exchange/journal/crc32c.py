@@ -61,7 +61,7 @@ def crc_step(tables: np.ndarray, data: np.ndarray, i: int, c: int) -> int:
     )
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def crc_update(tables: np.ndarray, data: np.ndarray, start: int, end: int, state: int) -> int:
     """Advance a raw (pre-inverted) CRC state over ``data[start:end]``, eight bytes a step.
 
@@ -111,12 +111,12 @@ def crc_update2(
     )
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _crc(tables: np.ndarray, data: np.ndarray, start: int, end: int, crc: int) -> int:
     return crc_update(tables, data, start, end, crc ^ 0xFFFFFFFF) ^ 0xFFFFFFFF
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _crc_each(tables: np.ndarray, data: np.ndarray, bounds: np.ndarray) -> np.ndarray:
     out = np.empty(bounds.shape[0] - 1, dtype=np.int64)
     n = out.shape[0]

@@ -167,7 +167,7 @@ _CRC_AT = HEAD.size  # offset of the CRC field inside a record
 assert _CRC_AT == 16, "record_crcs hashes the header as two 8-byte steps"
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _u32(data: np.ndarray, p: int) -> int:
     return (
         np.int64(data[p])
@@ -177,13 +177,13 @@ def _u32(data: np.ndarray, p: int) -> int:
     )
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _i64(data: np.ndarray, p: int) -> int:
     """A little-endian u64 read as int64 (a seq >= 2**63 shows as negative, hence invalid)."""
     return _u32(data, p) | (_u32(data, p + 4) << 32)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _record_end(data: np.ndarray, pos: int) -> int:
     """End offset of a well-framed record at ``pos``, or -1 (same rules as ``frame``)."""
     n = data.shape[0]
@@ -197,14 +197,14 @@ def _record_end(data: np.ndarray, pos: int) -> int:
     return end if end <= n else -1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _record_crc_ok(tables: np.ndarray, data: np.ndarray, pos: int, end: int) -> bool:
     c = crc_update(tables, data, pos, pos + _CRC_AT, 0xFFFFFFFF)
     c = crc_update(tables, data, pos + HEADER_SIZE, end, c) ^ 0xFFFFFFFF
     return c == _u32(data, pos + _CRC_AT)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def record_crcs(
     tables: np.ndarray, data: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, out: np.ndarray
 ) -> None:
@@ -240,7 +240,7 @@ def record_crcs(
         out[n - 1] = crc_update(tables, data, p, p + lengths[n - 1], c) ^ 0xFFFFFFFF
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _count_frames(data: np.ndarray, start: int) -> tuple[int, int]:
     if start < 0:
         raise IndexError("negative start")
@@ -253,7 +253,7 @@ def _count_frames(data: np.ndarray, start: int) -> tuple[int, int]:
         pos = end
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _fill_frames(
     tables: np.ndarray,
     data: np.ndarray,
@@ -340,7 +340,7 @@ def frame_records(
 _OK, _BAD_SEQ, _BAD_TRAILER, _BAD_COUNT = 0, 1, 2, 3
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _check_batches(
     data: np.ndarray,
     offsets: np.ndarray,
@@ -384,7 +384,7 @@ def _check_batches(
     return starts, trailers, firsts, counts, nb, _OK, count, expected
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _find_later(tables: np.ndarray, data: np.ndarray, damage: int, batch_first: int) -> int:
     """Compiled ``_find_later_batch``: offset of a record proving good data follows, or -1."""
     n = data.shape[0]

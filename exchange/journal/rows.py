@@ -61,7 +61,7 @@ _M0, _M1 = MAGIC[0], MAGIC[1]
 assert C_SEQ == 0, "the row codec assumes the sequence number is column 0"
 
 
-@njit(cache=True, nogil=True)  # runs beside the core in the engine's journal thread
+@njit(cache=True, nogil=True)
 def _encode(tables: np.ndarray, rows: np.ndarray, first_seq: int, out: np.ndarray) -> None:
     """Write one DATA record per row of ``rows`` (uint8 view, 120 bytes per row) into ``out``."""
     n = rows.shape[0]
@@ -91,7 +91,7 @@ def _encode(tables: np.ndarray, rows: np.ndarray, first_seq: int, out: np.ndarra
             out[p + k] = (c >> (8 * k)) & 0xFF
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _decode(data: np.ndarray, offsets: np.ndarray, out: np.ndarray) -> None:
     """Copy each record's header seq and payload into a row of ``out`` (uint8 view, 120 wide)."""
     for i in range(offsets.shape[0]):
