@@ -2,7 +2,9 @@
 
 Subcommands live in their own modules, listed in ``SUBCOMMANDS``. Adding one is a new
 module with ``HELP``, ``configure(parser)`` and ``run(args) -> int``, plus one line in the
-table. Every listed module is imported to build ``--help``, so a subcommand keeps its heavy
+table; a subcommand of another package (``settlement.db_cmd``) lives in that package, so
+``exchange`` never imports the packages built on it. Every listed module is imported to
+build ``--help``, so a subcommand keeps its heavy
 imports (numba kernels, servers) inside ``run``.
 """
 
@@ -30,7 +32,8 @@ SUBCOMMANDS: dict[str, str] = {
     "demo": "exchange.demo",
     "verify": "exchange.verify_cmd",
     "replay": "exchange.replay_cmd",
-    "db": "exchange.db_cmd",
+    "db": "settlement.db_cmd",
+    "reconcile": "settlement.reconcile_cmd",
 }
 
 

@@ -133,6 +133,7 @@ class Journal:
         self._segments: list[SegmentState] = result.segments
         self._last_seq = result.last_seq
         self._head_hash = result.head_hash
+        self._head = (self._last_seq, self._head_hash)
         self._records = result.records
         self._batches = result.batches
         self._file = None
@@ -167,6 +168,12 @@ class Journal:
     def last_seq(self) -> int:
         """Sequence number of the last record of the last complete batch (0 if empty)."""
         return self._last_seq
+
+    @property
+    def head(self) -> tuple[int, bytes]:
+        """(last_seq, head_hash) of the same batch, safe to read from another thread while
+        the engine's journal thread appends."""
+        return self._head
 
     @property
     def directory(self) -> Path:
@@ -241,6 +248,7 @@ class Journal:
         seg.size += len(data)
         self._last_seq = first + count - 1
         self._head_hash = new_hash
+        self._head = (self._last_seq, new_hash)  # one assignment: readers see a matching pair
         self._records += count
         self._batches += 1
         self._unsynced += count

@@ -114,6 +114,7 @@ def test_head_hash_matches_independent_chain(tmp_path: Path) -> None:
         for n in sizes:
             append(j, n)
         head = j.head_hash
+        assert j.head == (j.last_seq, head) == (sum(sizes), head)
     raw = b"".join(files(tmp_path).values())
     h, pos = bytes(32), 0
     for n in sizes:
