@@ -1,15 +1,16 @@
 """The ledger database: ``cx db migrate`` applies the pending SQL migrations.
 
-The database is ``--url`` if given, else ``CX_DATABASE_URL``, else the Postgres on
-127.0.0.1:5432 if one answers, else an embedded Postgres with its data under
-``--data-dir`` (default var/pg). Prints each migration applied, or that there was none;
-exits 1 if the migrations on disk and in the database disagree or the database is
-unreachable.
+The database is ``--url`` if given, else ``CX_DATABASE_URL``, else the database ``cx``
+(created if missing) on the Postgres at 127.0.0.1:5432 if one answers, else on an embedded
+Postgres with its data under ``--data-dir`` (default var/pg). Prints each migration
+applied, or that there was none; exits 1 if the migrations on disk and in the database
+disagree or the database is unreachable.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 HELP = "ledger database tasks (migrate)"
@@ -27,13 +28,27 @@ def run(args: argparse.Namespace) -> int:
 
     import asyncpg
 
-    from settlement.db import redact, resolve_url
-    from settlement.migrate import MigrationError, migrate
+    from settlement.db import (
+        ENV_URL,
+        DatabaseError,
+        database_name,
+        ensure_database,
+        redact,
+        resolve_url,
+    )
+    from settlement.migrate import MigrationError, MigrationReport, migrate
 
     url = args.url or resolve_url(args.data_dir)
+    default = not args.url and not os.environ.get(ENV_URL)
+
+    async def apply() -> MigrationReport:
+        if default and await ensure_database(url):
+            print(f"created database {database_name(url)}")
+        return await migrate(url)
+
     try:
-        report = asyncio.run(migrate(url))
-    except (MigrationError, OSError, asyncpg.PostgresError) as exc:
+        report = asyncio.run(apply())
+    except (MigrationError, DatabaseError, OSError, asyncpg.PostgresError) as exc:
         print(f"cx db migrate: {redact(url)}: {exc}", file=sys.stderr)
         return 1
     for name in report.applied:
