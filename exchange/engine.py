@@ -164,7 +164,7 @@ class Engine:
         for rows in prefetch(self.journal.read_rows(snap_seq + 1)):
             events = self.core.process(rows)
             self._absorb(events)
-            self._log_events(events, int(rows[-1, mc.C_SEQ]))
+            self._log_events(events, rows)
             replayed += len(rows)
         self.last_seq = last
         self._snapshot_seq = snap_seq
@@ -207,7 +207,8 @@ class Engine:
                 journaled.result()
         self.last_seq = last
         self._absorb(events)
-        self._journal_thread.submit(self._append_events, events, last)  # in order, off the path
+        times = ((last, int(rows[0, mc.C_TS])),)  # the sequencer stamps one ts per batch
+        self._journal_thread.submit(self._append_events, events, last, times)  # in order
         for subscriber in self._subscribers:
             subscriber(events)
         if self.last_seq - self._snapshot_seq >= self.config.snapshot_every:
@@ -226,25 +227,31 @@ class Engine:
             self._halted = exc
             raise EngineHalted("journal write failed; the engine stopped") from exc
 
-    def _append_events(self, events: np.ndarray, last_seq: int) -> None:
+    def _append_events(
+        self, events: np.ndarray, last_seq: int, times: tuple[tuple[int, int], ...]
+    ) -> None:
         """A gap in the event log would hide events from projections: stop instead; the
         restart refills it from the journal."""
         if self._halted is not None:
             return
         try:
-            self.event_log.append(events, last_seq)
+            self.event_log.append(events, last_seq, times)
         except BaseException as exc:
             log.exception("event log write failed; the engine stops")
             self._halted = exc
 
-    def _log_events(self, events: np.ndarray, last_seq: int) -> None:
+    def _log_events(self, events: np.ndarray, rows: np.ndarray) -> None:
         """Append what the event log does not have yet (recovery re-creates its tail)."""
         have = self.event_log.last_seq
-        if last_seq <= have:
+        rows = rows[rows[:, mc.C_SEQ] > have]
+        if not len(rows):
             return
         if len(events) and events[0, mc.E_SEQ] <= have:
             events = events[events[:, mc.E_SEQ] > have]
-        self.event_log.append(events, last_seq)
+        ts = rows[:, mc.C_TS]
+        ends = np.flatnonzero(np.append(ts[1:] != ts[:-1], True))  # last row of each run
+        times = [(int(rows[i, mc.C_SEQ]), int(ts[i])) for i in ends]
+        self.event_log.append(events, int(rows[-1, mc.C_SEQ]), times)
 
     def idle(self) -> None:
         """Call when there is nothing to submit: group commit syncs within its interval."""

@@ -11,10 +11,12 @@ the engine re-creates the events of every command after ``last_seq`` during reco
 ``Engine._recover``), so a crash loses nothing here either.
 
 Layout: ``events.bin`` holds int64 rows of ``matching.codes.N_EVENT_FIELDS`` columns in
-sequence order; ``events.head`` holds two int64s written after each append, the committed
-row count and the last command sequence number whose events are all in the file (commands
-that produce no event still advance it). Readers trust the head only, so they never see half
-of a batch.
+sequence order; ``events.ts`` holds the commands' sequenced timestamps (which event rows do
+not carry) as int64 pairs ``(last seq of a run of commands with one timestamp, ts)``;
+``events.head`` holds three int64s written after each append: the committed row count, the
+last command sequence number whose events are all in the file (commands that produce no
+event still advance it) and the committed timestamp pairs. Readers trust the head only, so
+they never see half of a batch.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import struct
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -32,8 +35,11 @@ log = logging.getLogger(__name__)
 
 DATA = "events.bin"
 HEAD = "events.head"
+TIMES = "events.ts"
 ROW_BYTES = mc.N_EVENT_FIELDS * 8
-_HEAD = struct.Struct("<qq")
+PAIR_BYTES = 16
+_HEAD = struct.Struct("<qqq")
+_PAIR = struct.Struct("<qq")
 
 
 class EventLog:
@@ -51,13 +57,15 @@ class EventLog:
             self.directory.mkdir(parents=True, exist_ok=True)
             flags = os.O_RDWR | os.O_CREAT
             self._data = os.open(self.directory / DATA, flags, 0o644)
+            self._times = os.open(self.directory / TIMES, flags, 0o644)
             self._head = os.open(self.directory / HEAD, flags, 0o644)
-            self._rows, self._last_seq = self._read_head()
+            self._rows, self._last_seq, self._pairs = self._read_head()
             self._repair()
         else:
             self._data = os.open(self.directory / DATA, os.O_RDONLY)
+            self._times = os.open(self.directory / TIMES, os.O_RDONLY)
             self._head = os.open(self.directory / HEAD, os.O_RDONLY)
-            self._rows, self._last_seq = self._read_head()
+            self._rows, self._last_seq, self._pairs = self._read_head()
         return self
 
     # -- reading ---------------------------------------------------------------------------
@@ -66,8 +74,23 @@ class EventLog:
     def last_seq(self) -> int:
         """The last command whose events are all committed (re-read from the head)."""
         if not self.writable:
-            self._rows, self._last_seq = self._read_head()
+            self._rows, self._last_seq, self._pairs = self._read_head()
         return self._last_seq
+
+    def ts_of(self, seq: int) -> int | None:
+        """The sequenced timestamp (ns) of command ``seq``; None if it is not logged."""
+        count = self._pairs if self.writable else self._read_head()[2]
+        lo, hi = 0, count
+        while lo < hi:  # first run whose last seq is at or after ``seq``
+            mid = (lo + hi) // 2
+            if self._pair_at(mid)[0] < seq:
+                lo = mid + 1
+            else:
+                hi = mid
+        return self._pair_at(lo)[1] if lo < count and seq >= 1 else None
+
+    def _pair_at(self, index: int) -> tuple[int, int]:
+        return _PAIR.unpack(os.pread(self._times, PAIR_BYTES, index * PAIR_BYTES))
 
     def read_after(self, seq: int, max_rows: int = 65536) -> np.ndarray:
         """Event rows of the commands after ``seq``, whole commands only, at most about
@@ -109,16 +132,22 @@ class EventLog:
         raw = os.pread(self._data, (end - start) * ROW_BYTES, start * ROW_BYTES)
         return np.frombuffer(raw, dtype="<i8").reshape(-1, mc.N_EVENT_FIELDS).copy()
 
-    def _read_head(self) -> tuple[int, int]:
+    def _read_head(self) -> tuple[int, int, int]:
         raw = os.pread(self._head, _HEAD.size, 0)
         if len(raw) < _HEAD.size:
-            return 0, 0
+            return 0, 0, 0
         return _HEAD.unpack(raw)
+
+    def _write_head(self) -> None:
+        os.pwrite(self._head, _HEAD.pack(self._rows, self._last_seq, self._pairs), 0)
 
     # -- writing (the engine) --------------------------------------------------------------
 
-    def append(self, events: np.ndarray, last_seq: int) -> None:
-        """Append one batch's events; ``last_seq`` is the batch's last command."""
+    def append(
+        self, events: np.ndarray, last_seq: int, times: Sequence[tuple[int, int]] = ()
+    ) -> None:
+        """Append one batch's events; ``last_seq`` is the batch's last command and
+        ``times`` its ``(last seq, ts)`` runs (one for a batch the sequencer stamped)."""
         if not self.writable:
             raise PermissionError("this EventLog was opened for reading")
         if last_seq <= self._last_seq:
@@ -127,34 +156,68 @@ class EventLog:
         if len(rows):
             if int(rows[0, mc.E_SEQ]) <= self._last_seq:
                 raise ValueError("events must come after the log's last command")
+            if int(rows[-1, mc.E_SEQ]) > last_seq:
+                raise ValueError("events must not come after the batch's last command")
+        previous = self._last_seq
+        for run_last, _ in times:
+            if not previous < run_last <= last_seq:
+                raise ValueError("timestamp runs must rise within the batch")
+            previous = run_last
+        if len(rows):
             os.pwrite(self._data, rows.tobytes(), self._rows * ROW_BYTES)
+        if times:
+            packed = b"".join(_PAIR.pack(int(a), int(b)) for a, b in times)
+            os.pwrite(self._times, packed, self._pairs * PAIR_BYTES)
         self._rows += len(rows)
+        self._pairs += len(times)
         self._last_seq = last_seq
-        os.pwrite(self._head, _HEAD.pack(self._rows, self._last_seq), 0)
+        self._write_head()
 
     def truncate_after(self, seq: int) -> None:
         """Forget the events of commands after ``seq`` (the journal lost them)."""
         self._rows = self._first_after(seq, self._rows)
         self._last_seq = min(self._last_seq, seq)
-        os.pwrite(self._head, _HEAD.pack(self._rows, self._last_seq), 0)
+        self._cut_times()
+        self._write_head()
         os.ftruncate(self._data, self._rows * ROW_BYTES)
+
+    def _cut_times(self) -> None:
+        """Keep the timestamp runs up to ``last_seq``, ending the last one there."""
+        lo, hi = 0, self._pairs
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self._pair_at(mid)[0] < self._last_seq:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo < self._pairs and self._last_seq > 0:
+            os.pwrite(self._times, _PAIR.pack(self._last_seq, self._pair_at(lo)[1]), lo * 16)
+            lo += 1
+        self._pairs = lo
+        os.ftruncate(self._times, self._pairs * PAIR_BYTES)
 
     def _repair(self) -> None:
         """Cut what the head does not cover; if the head claims more than the file holds
         (a lost write), keep only whole commands and say so."""
         have = os.fstat(self._data).st_size // ROW_BYTES
-        if have < self._rows:
-            rows = have
+        pairs = os.fstat(self._times).st_size // PAIR_BYTES
+        if have < self._rows or pairs < self._pairs:
+            rows = min(have, self._rows)
             last = self._seq_at(rows - 1) if rows else 0
             rows = self._first_after(last - 1, rows) if rows else 0  # drop the last command
             log.warning("event log %s: head beyond data; kept %d rows", self.directory, rows)
             self._rows = rows
             self._last_seq = self._seq_at(rows - 1) if rows else 0
-            os.pwrite(self._head, _HEAD.pack(self._rows, self._last_seq), 0)
+            self._pairs = min(pairs, self._pairs)
+            if self._pairs and self._pair_at(self._pairs - 1)[0] < self._last_seq:
+                self._last_seq = self._pair_at(self._pairs - 1)[0]  # times must cover it
+                self._rows = self._first_after(self._last_seq, self._rows)
+        self._cut_times()
+        self._write_head()
         os.ftruncate(self._data, self._rows * ROW_BYTES)
 
     def close(self) -> None:
-        for fd in (self._data, self._head):
+        for fd in (self._data, self._times, self._head):
             os.close(fd)
 
     def __enter__(self) -> EventLog:
