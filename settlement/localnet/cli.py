@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
-import sys
 import threading
 
 HELP = "serve the embedded local Solana node (JSON-RPC over LiteSVM)"
@@ -33,7 +33,9 @@ def run(args: argparse.Namespace) -> int:
     if args.exit_with_parent:
 
         def watch_stdin() -> None:
-            while sys.stdin.buffer.read(4096):
+            # The raw fd, not sys.stdin: a daemon thread blocked inside a buffered reader
+            # makes interpreter shutdown abort ("could not acquire lock for <stdin>").
+            while os.read(0, 4096):
                 pass
             done.set()
 
