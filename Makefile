@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/cx demo
+	$(VENV)/bin/cx serve --demo-traffic
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -23,10 +23,14 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m benchmarks.matching
 	$(PY) -m benchmarks.engine
+	$(PY) -m benchmarks.settlement
+	$(PY) -m benchmarks.marketdata
 
 bench-quick: $(STAMP)
 	$(PY) -m benchmarks.matching --quick
 	$(PY) -m benchmarks.engine --quick
+	$(PY) -m benchmarks.settlement --quick
+	$(PY) -m benchmarks.marketdata --quick
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

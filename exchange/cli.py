@@ -34,6 +34,7 @@ SUBCOMMANDS: dict[str, str] = {
     "replay": "exchange.replay_cmd",
     "db": "settlement.db_cmd",
     "reconcile": "settlement.reconcile_cmd",
+    "serve": "gateway.serve_cmd",
 }
 
 

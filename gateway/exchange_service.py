@@ -1,0 +1,237 @@
+"""Every part of one exchange shard in one process, started and stopped in order.
+
+``ExchangeService.start`` brings up, each real and embedded unless configured:
+the engine (recovered from ``var/engine``), Postgres (migrated), the Solana runtime (a child
+process: LiteSVM holds the GIL while it executes), Redis; then the projections that follow
+the engine's event log from their cursors (ledger, chain settlement, market data), the
+oracle feeding prices in as commands, and the clock ticks that drive expiries and cut-offs.
+
+Everything that submits commands runs on this event loop's thread, so the engine keeps
+its single writer. A projection that fails is logged and restarted after a pause: each
+resumes from its own cursor, so nothing is lost or applied twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from exchange import commands as C
+from exchange.engine import Engine
+from exchange.event_log import EventLog
+from exchange.instruments import listing_commands
+from feeds import redis_conn
+from feeds.marketdata.feed import MarketDataFeed, follow
+from feeds.marketdata.keys import Keys
+from feeds.pyth.feeder import OracleFeeder
+from feeds.pyth.service import run_oracle
+from gateway.settings import ServeSettings
+from risk import codes as r
+from settlement import db
+from settlement.chain.config import ChainConfig
+from settlement.chain.service import ChainSettlement
+from settlement.localnet import LocalSolanaProcess
+from settlement.migrate import migrate
+from settlement.projector import LedgerProjector
+
+log = logging.getLogger(__name__)
+RESTART_PAUSE_S = 2.0
+LISTINGS = "listings.json"  # instrument name -> id, written before the listing is submitted
+
+
+class ExchangeService:
+    def __init__(self, settings: ServeSettings) -> None:
+        self.settings = settings
+        self.var = Path(settings.var_dir)
+        self.stop_event = asyncio.Event()
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.restarts: dict[str, int] = {}
+        self.started_at = 0.0
+        self.node: LocalSolanaProcess | None = None
+        self.listings: dict[str, int] = {}
+
+    # -- start and stop --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        s = self.settings
+        self.var.mkdir(parents=True, exist_ok=True)
+        self.engine = Engine.open(self.var / "engine")
+        log.info("engine at seq %d (%s)", self.engine.last_seq, self.engine.recovery)
+        self.db_url = db.resolve_url(self.var / "pg")
+        await db.ensure_database(self.db_url)
+        report = await migrate(self.db_url)
+        log.info("ledger database %s: migrations %s", db.redact(self.db_url), report)
+        self.pool = await db.create_pool(self.db_url)
+        self.rpc_url = os.environ.get("CX_SOLANA_RPC_URL")
+        if not self.rpc_url:
+            self.node = LocalSolanaProcess(self.var / "solana")
+            self.rpc_url = self.node.start()
+        self.redis_url = redis_conn.resolve_url(self.var / "redis")
+        self.list_instruments()
+
+        self.projector = LedgerProjector(self._events(), self.db_url, risk_config=self._risk())
+        self.chain = await ChainSettlement.open(
+            self.pool,
+            submit=self.engine.submit,
+            events=self._events(),
+            journal_head=lambda: self.engine.journal.head,
+            engine_seq=lambda: self.engine.last_seq,
+            config=ChainConfig(settlement_authority=self.var / "settlement-authority.json"),
+            rpc_url=self.rpc_url,
+            local=self.node is not None,
+        )
+        from redis.asyncio import Redis
+
+        self.redis = Redis.from_url(self.redis_url)
+        self.market_events = self._events()
+        self.market = MarketDataFeed(self.redis, keys=Keys(prefix=s.redis_prefix))
+        self.oracle = OracleFeeder(self.engine.submit, risk=self._risk())
+
+        self._spawn("ledger", lambda: self.projector.run(self.stop_event))
+        self._spawn(
+            "chain", lambda: self.chain.run(self.stop_event, reconcile_every=s.reconcile_every_s)
+        )
+        self._spawn(
+            "market_data",
+            lambda: follow(
+                self.market_events, self.market, ts_of=self.market_events.ts_of,
+                stop=self.stop_event,
+            ),
+        )  # fmt: skip
+        self._spawn(
+            "oracle",
+            lambda: run_oracle(
+                self.engine.submit, risk=self._risk(), rpc_url=self.rpc_url, feeder=self.oracle
+            ),
+        )
+        self._spawn("clock", self._clock)
+        if s.demo_traffic:
+            from gateway.demo_traffic import DemoTraffic
+
+            self.demo = DemoTraffic(self)
+            self._spawn("demo_traffic", self.demo.run)
+        self.started_at = time.monotonic()
+
+    async def stop(self) -> None:
+        self.stop_event.set()
+        for task in self.tasks.values():
+            task.cancel()
+        for task in self.tasks.values():
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        with contextlib.suppress(Exception):
+            await self.chain.close()
+        with contextlib.suppress(Exception):
+            await self.projector.close()
+        with contextlib.suppress(Exception):
+            await self.redis.aclose()
+        with contextlib.suppress(Exception):
+            await self.pool.close()
+        self.engine.close()
+        if self.node is not None:
+            self.node.stop()
+
+    # -- the parts -------------------------------------------------------------------------
+
+    def _risk(self):
+        return self.engine.config.risk
+
+    def _events(self) -> EventLog:
+        return EventLog.open(self.engine.events_dir)
+
+    def _spawn(self, name: str, make: Callable[[], Awaitable[None]]) -> None:
+        async def supervised() -> None:
+            while not self.stop_event.is_set():
+                try:
+                    await make()
+                    return
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    self.restarts[name] = self.restarts.get(name, 0) + 1
+                    log.exception("%s stopped; restarting in %.0f s", name, RESTART_PAUSE_S)
+                    await asyncio.sleep(RESTART_PAUSE_S)
+
+        self.tasks[name] = asyncio.create_task(supervised(), name=name)
+
+    async def _clock(self) -> None:
+        """Sequenced time: expiries and trading cut-offs happen on these ticks."""
+        while not self.stop_event.is_set():
+            self.engine.submit(C.rows([C.AdvanceClock()]))
+            self.engine.idle()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop_event.wait(), self.settings.clock_tick_s)
+
+    def list_instruments(self) -> None:
+        """List the schedule's windows not listed yet. The name -> id map is written before
+        the commands are submitted, so a crash in between re-lists under a fresh id rather
+        than leaving a listed id without a name."""
+        path = self.var / "engine" / LISTINGS
+        known: dict[str, int] = json.loads(path.read_text()) if path.exists() else {}
+        instruments = self.engine.core.risk.instruments
+        listed = {
+            name: i
+            for name, i in known.items()
+            if i < instruments.shape[0] and instruments[i, r.I_LISTED]
+        }
+        todo = listing_commands(
+            self.settings.schedule(),
+            datetime.now(UTC),
+            listed,
+            max(known.values(), default=0) + 1,
+            self.settings.reference_price,
+        )
+        self.listings = {**listed, **{key.name: cmd.instrument for key, cmd in todo}}
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({**known, **self.listings}, indent=1))
+        os.replace(tmp, path)
+        if todo:
+            self.engine.submit(C.rows([cmd for _, cmd in todo]))
+            log.info("listed %d instruments", len(todo))
+
+    # -- status ----------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        seq, head = self.engine.journal.head
+        lag = self.projector.lag()
+        rec = self.chain.last_reconcile
+        return {
+            "engine": {
+                "last_seq": self.engine.last_seq,
+                "journal_head_hash": head.hex(),
+                "journal_head_seq": seq,
+                "open_orders": self.engine.core.open_orders(),
+                "instruments": len(self.listings),
+            },
+            "ledger": {
+                "database": db.redact(self.db_url),
+                "cursor": self.projector.stats.cursor,
+                "lag_commands": lag.seqs,
+                "lag_seconds": round(lag.seconds, 3),
+            },
+            "chain": {
+                "rpc_url": self.rpc_url,
+                "embedded": self.node is not None,
+                "reconciled": None if rec is None else rec.ok,
+                "reconciliation": None if rec is None else rec.to_dict(),
+            },
+            "market_data": {
+                "redis": self.redis_url,
+                "published_seq": self.market.published,
+                "updates_published": self.market.updates_published,
+            },
+            "oracle": {asset: q.to_wire() for asset, q in sorted(self.oracle.latest.items())},
+            "tasks": {
+                name: ("running" if not t.done() else "stopped") for name, t in self.tasks.items()
+            },
+            "restarts": dict(self.restarts),
+            "uptime_s": round(time.monotonic() - self.started_at, 1),
+        }

