@@ -77,7 +77,7 @@ _ORDER = {
 @dataclass(frozen=True, slots=True)
 class OrderAccepted(Event):
     KIND = int(EventKind.ORDER_ACCEPTED)
-    COLUMNS: ClassVar[dict[str, int]] = {**_ORDER, "leaves": mc.E_LEAVES}
+    COLUMNS: ClassVar[dict[str, int]] = {**_ORDER, "leaves": mc.E_LEAVES, "shown": mc.E_SHOWN}
     instrument: int
     order_id: int
     account: int
@@ -85,6 +85,7 @@ class OrderAccepted(Event):
     price: int
     qty: int
     leaves: int
+    shown: int = 0  # the visible part if it rests: the display quantity of an iceberg
 
 
 @dataclass(frozen=True, slots=True)

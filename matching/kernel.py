@@ -1240,7 +1240,9 @@ def _new_order_enter(m, cmds, i, ev, n):
         n = _put(ev, n, seq, EV_REJECTED, instr, oid, acct, side, price, qty, 0, 0, 0, 0,
                  code, 0, 0)  # fmt: skip
         return n, False
-    n = _put(ev, n, seq, EV_ACCEPTED, instr, oid, acct, side, price, qty, qty, 0, 0, 0, 0,
+    display = cmds[i, c.C_DISPLAY_QTY]
+    shown = display if 0 < display < qty else qty  # what the order will show if it rests
+    n = _put(ev, n, seq, EV_ACCEPTED, instr, oid, acct, side, price, qty, qty, shown, 0, 0, 0,
              0, 0)  # fmt: skip
     if cmds[i, c.C_TIF] == FOK and not _fok_fillable(
         m, instr, side, price, acct, cmds[i, c.C_STP], qty

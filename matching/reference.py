@@ -351,7 +351,8 @@ class ReferenceBook(OrderBook):
             post_only=r[c.C_POST_ONLY],
             expire_ts=r[c.C_EXPIRE_TS],
         )
-        self._emit(EventKind.ORDER_ACCEPTED, o, price=o.price, qty=qty, leaves=qty)
+        shown = o.display if 0 < o.display < qty else qty
+        self._emit(EventKind.ORDER_ACCEPTED, o, price=o.price, qty=qty, leaves=qty, shown=shown)
         book = self._books[o.instrument]
         if o.tif == TimeInForce.FOK and not self._fok_fillable(book, o):
             qty_left = o.shown

@@ -14,10 +14,10 @@ How each event moves visible quantity (``matching.kernel`` writes them):
   ``ORDER_CANCELLED`` with leaves (self-trade decrement) and an in-place
   ``ORDER_REPLACED``; a cancel or expiry without leaves removes what the order showed.
 
-Events do not carry an order's display quantity, and a resting iceberg shows less than
-its leaves. The builder takes it from the command rows when it is given them (the
-journal's rows), or from ``ORDER_ACCEPTED``'s ``shown`` column should the core ever fill
-it; without either, an iceberg counts as fully shown until its first fill corrects it.
+A resting iceberg shows less than its leaves. ``ORDER_ACCEPTED`` carries what the order
+will show once it rests (``shown``: the display quantity of an iceberg, else its quantity),
+so the event log alone is enough; the command rows (the journal's), when given, say the
+same.
 The same holds for timestamps: from the command rows, a batch timestamp or ``ts_of(seq)``,
 else the command's sequence number stands in for its time.
 """
@@ -189,7 +189,9 @@ class MarketDataBuilder:
                 if expires < self._roll_due:
                     self._roll_due = expires
             elif kind == _ACCEPTED:
-                flight[oid] = [instr, side, price, leaves, shown or displays.get(seq, 0)]
+                # ``shown`` is what it shows once resting: below its quantity, an iceberg.
+                display = shown if 0 < shown < leaves else displays.get(seq, 0)
+                flight[oid] = [instr, side, price, leaves, display]
             elif kind == _CANCELLED:
                 order = flight.get(oid)
                 if order is not None:

@@ -118,8 +118,8 @@ def _row(kind: int, **cols: int) -> np.ndarray:
 ORDER = {"instrument": 1, "order_id": 10, "account": 2, "side": 2, "price": 2_000_000, "qty": 4}
 HAND_BUILT: list[tuple[np.ndarray, E.Event]] = [
     (
-        _row(EventKind.ORDER_ACCEPTED, **ORDER, leaves=4),
-        E.OrderAccepted(5, 1, 10, 2, Side.SELL, 2_000_000, 4, 4),
+        _row(EventKind.ORDER_ACCEPTED, **ORDER, leaves=4, shown=4),
+        E.OrderAccepted(5, 1, 10, 2, Side.SELL, 2_000_000, 4, 4, 4),
     ),
     (
         _row(EventKind.ORDER_REJECTED, **ORDER, reason=38),

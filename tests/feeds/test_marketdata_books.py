@@ -162,13 +162,18 @@ async def run_flow(
     clock: Clock,
     batches: int,
     clients: Sequence[BookClient] = (),
+    *,
+    with_commands: bool = True,
 ) -> None:
     rng = flow.rng
     for _ in range(batches):
         clock.now += int(rng.integers(0, 800)) * 1_000_000  # GTD orders come due
         events, stamped = submit(engine, flow.batch(int(rng.integers(1, 40)), clock.now))
         flow.observe(events)
-        await feed.process(events, commands=stamped)
+        if with_commands:
+            await feed.process(events, commands=stamped)
+        else:  # the event log alone, as a projection following it sees the stream
+            await feed.process(events, ts=clock.now)
         for client in clients:
             await client.poll()
 
@@ -200,9 +205,9 @@ async def start(engine: Engine, aredis: Redis, keys: Keys, **kw) -> MarketDataFe
     return feed
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize(("seed", "with_commands"), [(1, True), (2, True), (3, False)])
 async def test_clients_rebuild_the_engine_books(
-    engine: Engine, clock: Clock, aredis: Redis, md_keys: Keys, seed: int
+    engine: Engine, clock: Clock, aredis: Redis, md_keys: Keys, seed: int, with_commands: bool
 ) -> None:
     feed = await start(engine, aredis, md_keys, snapshot_every=30)
     early = [BookClient(aredis, i, keys=md_keys) for i in TICKS]
@@ -210,10 +215,10 @@ async def test_clients_rebuild_the_engine_books(
         assert await client.sync()
         assert client.seq == 0 and client.levels() == ([], [])
     flow = Flow(seed)
-    await run_flow(engine, feed, flow, clock, 60, early)
+    await run_flow(engine, feed, flow, clock, 60, early, with_commands=with_commands)
     await catch_up_and_compare(engine, feed, early)
     late = [BookClient(aredis, i, keys=md_keys) for i in TICKS]  # join mid-stream
-    await run_flow(engine, feed, flow, clock, 60, early + late)
+    await run_flow(engine, feed, flow, clock, 60, early + late, with_commands=with_commands)
     await catch_up_and_compare(engine, feed, early + late)
 
     for client in early:

@@ -135,7 +135,7 @@ def test_limit_gtc_rests_without_crossing(book: OrderBook) -> None:
     """A GTC limit order that does not cross is acknowledged and rests; nothing trades."""
     ev_bid = book.new_order(1, A, I1, BUY, px(99), 3, seq=1)
     ev_ask = book.new_order(2, B, I1, SELL, px(101), 4, seq=2)
-    assert ev_bid == [Event(1, ACC, I1, 1, A, BUY, px(99), 3, 3, 0, 0, Liquidity.NONE, 0, 0, 0)]
+    assert ev_bid == [Event(1, ACC, I1, 1, A, BUY, px(99), 3, 3, 3, 0, Liquidity.NONE, 0, 0, 0)]
     assert kinds(ev_ask) == [ACC]
     assert book.best_bid_offer(I1) == (px(99), 3, px(101), 4)
     assert book.best_bid_offer(I2) == (0, 0, 0, 0)
@@ -416,7 +416,8 @@ def test_gtd_replace_keeps_expiry(book: OrderBook) -> None:
 def test_iceberg_refill_goes_to_the_back_and_depth_shows_visible_only(book: OrderBook) -> None:
     """CME iceberg: only the display quantity is visible; each refill is a new order in
     time priority, behind everything already at the level."""
-    book.new_order(1, A, I1, SELL, px(100), 10, display_qty=3)
+    accepted = only(book.new_order(1, A, I1, SELL, px(100), 10, display_qty=3), ACC)[0]
+    assert (accepted.qty, accepted.leaves, accepted.shown) == (10, 10, 3)  # shows 3 once resting
     book.new_order(2, B, I1, SELL, px(100), 5)
     bids, asks = book.depth(I1)
     assert bids.shape == (0, 3)

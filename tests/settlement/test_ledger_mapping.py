@@ -36,8 +36,8 @@ def test_a_trade_moves_notional_and_both_fees() -> None:
     batch = map_events(
         _rows(
             Deposited(1, 7, 0, 50_000_000, 50_000_000, ref=99),
-            OrderAccepted(2, 3, 10, 8, Side.SELL, 2_000_000, 5, 5),
-            OrderAccepted(3, 3, 11, 7, Side.BUY, 2_000_000, 2, 2),
+            OrderAccepted(2, 3, 10, 8, Side.SELL, 2_000_000, 5, 5, 5),
+            OrderAccepted(3, 3, 11, 7, Side.BUY, 2_000_000, 2, 2, 2),
             _fill(3, 10, 8, Side.SELL, 2, 3, 1, Liquidity.MAKER, -800, 11, 7),
             _fill(3, 11, 7, Side.BUY, 2, 0, 1, Liquidity.TAKER, 4_000, 10, 8),
             Withdrawn(4, 7, 0, 1_000_000, 44_996_000, ref=5),
