@@ -362,11 +362,17 @@ class InstrumentListed(Event):
         "status": mc.E_SIDE,
         "reference_price": mc.E_PRICE,
         "max_qty": mc.E_QTY,
+        "tick_size": mc.E_LEAVES,
+        "lot_size": mc.E_SHOWN,
+        "cutoff_ts": mc.E_TRADE_ID,
     }
     instrument: int
     status: InstrumentState
     reference_price: int  # 0: none given
     max_qty: int
+    tick_size: int = 0  # micro-USDC
+    lot_size: int = 0
+    cutoff_ts: int = 0  # ns; 0: none
 
 
 EVENT_TYPES: dict[int, type[Event]] = {

@@ -68,4 +68,7 @@ def listing_event(row: np.ndarray | list[int], listing: Listing | None, code: in
     ev[mc.E_SIDE] = int(listing.status)
     ev[mc.E_PRICE] = listing.reference_price
     ev[mc.E_QTY] = listing.spec.max_qty
+    ev[mc.E_LEAVES] = listing.spec.tick_size  # what projections need to format prices
+    ev[mc.E_SHOWN] = listing.spec.lot_size
+    ev[mc.E_TRADE_ID] = listing.cutoff_ts
     return ev

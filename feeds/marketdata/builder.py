@@ -215,6 +215,9 @@ class MarketDataBuilder:
                 if oid in shown_of:
                     self._shown_now(oid, 0, 0, dirty)
             elif kind == _LISTED:
+                new = instr not in self.formats and instr not in self.books
+                if new and leaves > 0 and shown > 0:  # the listing's tick and lot
+                    self.formats[instr] = WireFormat.for_instrument(leaves, shown)
                 self.book(instr)
         if cur >= 0:
             self._end_command(cur, now, flight, dirty, out, tickers)

@@ -228,8 +228,17 @@ HAND_BUILT: list[tuple[np.ndarray, E.Event]] = [
         E.InstrumentStatusChanged(5, 1, InstrumentState.HALTED, InstrumentState.TRADING),
     ),
     (
-        _row(EventKind.INSTRUMENT_LISTED, instrument=1, side=1, price=2_000_000, qty=100_000),
-        E.InstrumentListed(5, 1, InstrumentState.PRE_OPEN, 2_000_000, 100_000),
+        _row(
+            EventKind.INSTRUMENT_LISTED,
+            instrument=1,
+            side=1,
+            price=2_000_000,
+            qty=100_000,
+            leaves=1000,
+            shown=1,
+            trade_id=7 * 10**18,
+        ),
+        E.InstrumentListed(5, 1, InstrumentState.PRE_OPEN, 2_000_000, 100_000, 1000, 1, 7 * 10**18),
     ),
 ]
 
