@@ -265,11 +265,15 @@ class LocalSolana:
         self._saved_height = record["height"]
         record["transactionCount"] = chain.transaction_count
         closed_slot = record["slot"] - 1
-        if store.wants_compaction():
-            state = chain.export_state()
-            job = loop.run_in_executor(writer, lambda: store.write_snapshot(state, clean=False))
-        else:
-            job = loop.run_in_executor(writer, store.append, record)
+        try:
+            if store.wants_compaction():
+                state = chain.export_state()
+                job = loop.run_in_executor(writer, lambda: store.write_snapshot(state, clean=False))
+            else:
+                job = loop.run_in_executor(writer, store.append, record)
+        except RuntimeError:  # the interpreter is exiting under a node nobody stopped
+            log.warning("local Solana: exiting without stop(); block %d not saved", closed_slot)
+            return
 
         def saved(fut: asyncio.Future[None]) -> None:
             if fut.cancelled() or fut.exception() is not None:

@@ -99,7 +99,7 @@ async def env(tmp_path: Path, fresh_pg_url: str) -> AsyncIterator[Env]:
         await pool.close()
         events.close()
         engine.close()
-        node.stop()
+        e.node.stop()  # the node a test restarted, too
 
 
 # -- helpers ---------------------------------------------------------------------------------------
