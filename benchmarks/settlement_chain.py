@@ -32,8 +32,9 @@ REF, TICK = 2_000_000, 1_000
 FUNDING = 10**12  # 1,000,000 USDC per buyer
 
 
-def _order_rows(trades: int, seed: int) -> np.ndarray:
-    """``trades`` pairs: a resting sell, then a buy at the same price for the same qty."""
+def _order_rows(trades: int, seed: int, buyers: int, distinct: bool) -> np.ndarray:
+    """``trades`` pairs: a resting sell, then a buy at the same price for the same qty;
+    with ``distinct`` the i-th trade's buyer is buyer i, so no two fills can be netted."""
     from matching import codes as mc
 
     rng = np.random.default_rng(seed)
@@ -41,12 +42,15 @@ def _order_rows(trades: int, seed: int) -> np.ndarray:
     price = REF + rng.integers(-50, 51, size=trades) * TICK
     qty = rng.integers(1, 6, size=trades)
     instrument = rng.integers(1, INSTRUMENTS + 1, size=trades)
-    for side, offset, accounts in ((2, 0, _providers()), (1, 1, _buyers())):
+    for side, offset, accounts in ((2, 0, _providers()), (1, 1, _buyers(buyers))):
         part = rows[offset::2]
         part[:, mc.C_KIND] = 1  # NEW_ORDER
         part[:, mc.C_INSTRUMENT] = instrument
         part[:, mc.C_ORDER_ID] = 1 + 2 * np.arange(trades) + offset
-        part[:, mc.C_ACCOUNT] = rng.choice(accounts, size=trades)
+        if distinct and side == 1:
+            part[:, mc.C_ACCOUNT] = np.array(accounts)[np.arange(trades) % len(accounts)]
+        else:
+            part[:, mc.C_ACCOUNT] = rng.choice(accounts, size=trades)
         part[:, mc.C_SIDE] = side
         part[:, mc.C_PRICE] = price
         part[:, mc.C_QTY] = qty
@@ -55,8 +59,8 @@ def _order_rows(trades: int, seed: int) -> np.ndarray:
     return rows
 
 
-def _buyers() -> list[int]:
-    return list(range(1, BUYERS + 1))
+def _buyers(n: int = BUYERS) -> list[int]:
+    return list(range(1, n + 1))
 
 
 def _providers() -> list[int]:
@@ -86,7 +90,9 @@ async def _fund(cs, amounts: dict[Any, int]) -> None:
             raise RuntimeError(f"funding failed: {error}")
 
 
-async def _run(trades: int, workdir: Path) -> dict[str, Any]:
+async def _run(
+    trades: int, workdir: Path, buyers: int = BUYERS, distinct: bool = False
+) -> dict[str, Any]:
     from exchange import commands as C
     from exchange.engine import Engine
     from exchange.event_log import EventLog
@@ -123,24 +129,26 @@ async def _run(trades: int, workdir: Path) -> dict[str, Any]:
             C.ListInstrument(i, TICK, 1, TICK, 10**6 * TICK, 1, 10_000, reference_price=REF)
             for i in range(1, INSTRUMENTS + 1)
         ]
-        setup += [C.OpenAccount(a, Role.MARKET_MAKER) for a in _buyers()]
+        setup += [C.OpenAccount(a, Role.MARKET_MAKER) for a in _buyers(buyers)]
         setup += [C.OpenAccount(a, Role.PROVIDER) for a in _providers()]
         setup += [
             C.RegisterCapacity(a, i, 10**9) for a in _providers() for i in range(1, INSTRUMENTS + 1)
         ]
         engine.submit(C.rows(setup))
-        await cs.open_accounts(_buyers() + _providers())
-        await _fund(cs, {cs.vaults.get(VaultRef.of_account(b)).address: FUNDING for b in _buyers()})
+        await cs.open_accounts(_buyers(buyers) + _providers())
+        vaults = [cs.vaults.get(VaultRef.of_account(b)).address for b in _buyers(buyers)]
+        await _fund(cs, dict.fromkeys(vaults, FUNDING))
         credits = await cs.deposits.poll()
-        if len(credits) != BUYERS or not all(c.credited for c in credits):
+        if len(credits) != buyers or not all(c.credited for c in credits):
             raise RuntimeError(f"on-chain funding not credited: {credits}")
-        rows = _order_rows(trades, seed=11)
+        rows = _order_rows(trades, seed=11, buyers=buyers, distinct=distinct)
         fills = 0
         for i in range(0, len(rows), 8192):
             ev = engine.submit(rows[i : i + 8192])
             fills += int((ev[:, mc.E_KIND] == 3).sum())
-        if fills != 2 * trades:
+        if fills < 2 * trades:  # a buy can take two resting sells: more trades, never fewer
             raise RuntimeError(f"expected {trades} trades, the engine made {fills // 2}")
+        trades = fills // 2
         while events.last_seq < engine.last_seq:
             await asyncio.sleep(0.01)
 
@@ -165,7 +173,7 @@ async def _run(trades: int, workdir: Path) -> dict[str, Any]:
             "chain_batches": int(stats["batches"]),
             "chain_transfers": int(stats["transfers"]),
             "chain_settle_s": round(seconds, 3),
-            "chain_buyers": BUYERS,
+            "chain_buyers": buyers,
             "chain_reconciled": report.ok,
             "chain_target_fills_per_s": TARGET_FILLS_PER_S,
             "chain_target_met": trades / seconds >= TARGET_FILLS_PER_S,
@@ -182,10 +190,22 @@ async def _run(trades: int, workdir: Path) -> dict[str, Any]:
 
 
 def run(quick: bool = False) -> dict[str, Any]:
-    """Settle a backlog of fills through the local runtime; the figures as a dict."""
+    """Settle a backlog of fills through the local runtime; the figures as a dict.
+
+    Two runs: the headline one, where 64 buyers' fills net per vault pair, and the worst
+    case, where every fill has a buyer of its own so nothing nets (``chain_unnetted_*``).
+    """
     trades = 20_000 if quick else 200_000
+    distinct = 100 if quick else 1_000
     with tempfile.TemporaryDirectory(prefix="cx-chain-bench-") as tmp:
-        return asyncio.run(_run(trades, Path(tmp)))
+        result = asyncio.run(_run(trades, Path(tmp) / "netted"))
+        worst = asyncio.run(_run(distinct, Path(tmp) / "unnetted", distinct, distinct=True))
+    result["chain_unnetted_fills"] = worst["chain_fills"]
+    result["chain_unnetted_fills_per_s"] = worst["chain_fills_per_s"]
+    result["chain_unnetted_fills_per_transaction"] = worst["fills_per_transaction"]
+    result["chain_unnetted_transfers"] = worst["chain_transfers"]
+    result["chain_unnetted_reconciled"] = worst["chain_reconciled"]
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
