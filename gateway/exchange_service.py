@@ -24,6 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+
 from exchange import commands as C
 from exchange.engine import Engine
 from exchange.event_log import EventLog
@@ -57,6 +59,7 @@ class ExchangeService:
         self.started_at = 0.0
         self.node: LocalSolanaProcess | None = None
         self.listings: dict[str, int] = {}
+        self._named = 0  # ledger instrument rows that carry their name
 
     # -- start and stop --------------------------------------------------------------------
 
@@ -167,8 +170,29 @@ class ExchangeService:
         while not self.stop_event.is_set():
             self.engine.submit(C.rows([C.AdvanceClock()]))
             self.engine.idle()
+            await self._name_instruments()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop_event.wait(), self.settings.clock_tick_s)
+
+    async def _name_instruments(self) -> None:
+        """Give the ledger's instrument rows their names (events carry only the id) once
+        the projector has written them; an outage just means a later tick does it."""
+        if not self.listings or self._named >= len(self.listings):
+            return
+        names, ids = zip(*self.listings.items(), strict=True)
+        try:
+            await self.pool.execute(
+                "UPDATE instruments i SET name = v.name"
+                " FROM unnest($1::text[], $2::bigint[]) AS v(name, id)"
+                " WHERE i.instrument_id = v.id AND i.name IS NULL",
+                list(names),
+                list(ids),
+            )
+            self._named = await self.pool.fetchval(
+                "SELECT count(*) FROM instruments WHERE name IS NOT NULL"
+            )
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("instrument names not recorded yet: %s", exc)
 
     def list_instruments(self) -> None:
         """List the schedule's windows not listed yet. The name -> id map is written before

@@ -97,15 +97,19 @@ def served(tmp_path: Path, fresh_pg_url: str, redis_url: str) -> Iterator[Served
         delete_matching(redis_url, f"{prefix}:*")
 
 
-def trades_in_ledger(url: str) -> int:
-    async def count() -> int:
+def ledger_value(url: str, query: str) -> Any:
+    async def fetch() -> Any:
         conn = await asyncpg.connect(url)
         try:
-            return await conn.fetchval("SELECT count(*) FROM trades")
+            return await conn.fetchval(query)
         finally:
             await conn.close()
 
-    return asyncio.run(count())
+    return asyncio.run(fetch())
+
+
+def trades_in_ledger(url: str) -> int:
+    return ledger_value(url, "SELECT count(*) FROM trades")
 
 
 def test_the_whole_exchange_survives_sigkill_and_stops_cleanly(
@@ -124,6 +128,11 @@ def test_the_whole_exchange_survives_sigkill_and_stops_cleanly(
     assert first["oracle"]["SOL"]["label"] == "SIMULATED"
     assert first["engine"]["instruments"] == 32  # 2 resources x 2 regions x (spot + 7 days)
     served.wait_for(lambda s: trades_in_ledger(fresh_pg_url) > 0, "a trade in the ledger")
+    served.wait_for(
+        lambda s: ledger_value(fresh_pg_url, "SELECT count(name) FROM instruments") == 32,
+        "instrument names in the ledger",
+    )
+    assert ledger_value(fresh_pg_url, "SELECT min(name) FROM instruments").startswith("A100-80G.")
     r = redis.Redis.from_url(redis_url)
     try:
         prefix = served.env["CX_REDIS_PREFIX"]
