@@ -101,10 +101,10 @@ async def _run(
     from settlement import db
     from settlement.chain import ChainConfig, ChainSettlement
     from settlement.chain.netting import VaultRef
-    from settlement.localnet import LocalSolana
+    from settlement.localnet import LocalSolanaProcess
     from settlement.migrate import migrate
 
-    node = LocalSolana(workdir / "chain")
+    node = LocalSolanaProcess(workdir / "chain")  # as cx serve runs it: its own GIL
     node.start()
     server = db.resolve_url(workdir / "pg")
     url = await db.create_database(server, "cx_bench")

@@ -27,6 +27,7 @@ class ChainConfig(BaseSettings):
     rpc_retry_for_s: float | None = Field(default=60.0, gt=0)  # None: retry forever
     resend_interval_s: float = Field(default=2.0, gt=0)  # same bytes again while not landed
     poll_interval_s: float = Field(default=0.5, gt=0)
+    deposit_poll_s: float = Field(default=0.5, ge=0)  # vault balances read at most this often
     batch_max_rows: int = Field(default=65536, gt=0)  # event rows read per settlement batch
     local_airdrop_lamports: int = Field(default=100 * 10**9, gt=0)
     risk: RiskConfig = RiskConfig()

@@ -116,6 +116,7 @@ class ChainSettlement:
             self.events = events
             self.engine_seq = engine_seq
             self.last_reconcile: ReconcileReport | None = None
+            self._next_deposit_poll = 0.0
             await self.deposits.recover()
             await self.withdrawals.recover()
         except BaseException:
@@ -142,7 +143,10 @@ class ChainSettlement:
     async def step(self) -> StepReport:
         """One round of everything; errors propagate (``run`` retries the transient ones)."""
         report = StepReport()
-        report.credits = await self.deposits.poll()
+        now = time.monotonic()
+        if now >= self._next_deposit_poll:  # reads every vault: not on every step
+            report.credits = await self.deposits.poll()
+            self._next_deposit_poll = now + self.config.deposit_poll_s
         report.batches, report.pump = await self.settler.step()
         if report.pump.failed:
             report.released = await self.withdrawals.release_failed()
