@@ -310,13 +310,19 @@ def replay(journal_dir: str | Path, config: EngineConfig | None = None) -> Repla
     commands = events = 0
     started = time.perf_counter()
     journal = Journal.open(journal_dir)
-    try:
-        for rows in prefetch(journal.read_rows(1)):
-            ev = core.process(rows)
-            h.update(np.ascontiguousarray(ev).tobytes())
-            commands += len(rows)
-            events += len(ev)
-    finally:
-        journal.close()
+    # The journal is read ahead in one thread and the event hash runs in another (hashlib
+    # releases the GIL), so the core is the only thing on this one.
+    hashed = []
+    with ThreadPoolExecutor(1, thread_name_prefix="cx-replay-hash") as hasher:
+        try:
+            for rows in prefetch(journal.read_rows(1)):
+                ev = np.ascontiguousarray(core.process(rows))
+                hashed.append(hasher.submit(h.update, ev))  # in order: one worker
+                commands += len(rows)
+                events += len(ev)
+        finally:
+            journal.close()
+    for done in hashed:
+        done.result()  # re-raises a failure of the hashing thread
     took = time.perf_counter() - started
     return ReplayResult(commands, core.state_hash(), h.hexdigest(), events, took)
