@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -80,14 +80,12 @@ class EventLog:
     def ts_of(self, seq: int) -> int | None:
         """The sequenced timestamp (ns) of command ``seq``; None if it is not logged."""
         count = self._pairs if self.writable else self._read_head()[2]
-        lo, hi = 0, count
-        while lo < hi:  # first run whose last seq is at or after ``seq``
-            mid = (lo + hi) // 2
-            if self._pair_at(mid)[0] < seq:
-                lo = mid + 1
-            else:
-                hi = mid
-        return self._pair_at(lo)[1] if lo < count and seq >= 1 else None
+        run = self._run_reaching(seq, count)
+        return self._pair_at(run)[1] if run < count and seq >= 1 else None
+
+    def _run_reaching(self, seq: int, count: int) -> int:
+        """Index of the first timestamp run whose last seq is at or after ``seq``."""
+        return _first(count, lambda i: self._pair_at(i)[0] >= seq)
 
     def _pair_at(self, index: int) -> tuple[int, int]:
         return _PAIR.unpack(os.pread(self._times, PAIR_BYTES, index * PAIR_BYTES))
@@ -113,14 +111,7 @@ class EventLog:
 
     def _first_after(self, seq: int, committed: int) -> int:
         """Index of the first committed row with E_SEQ > seq (binary search on disk)."""
-        lo, hi = 0, committed
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if self._seq_at(mid) <= seq:
-                lo = mid + 1
-            else:
-                hi = mid
-        return lo
+        return _first(committed, lambda i: self._seq_at(i) > seq)
 
     def _seq_at(self, index: int) -> int:
         raw = os.pread(self._data, 8, index * ROW_BYTES + mc.E_SEQ * 8)
@@ -183,15 +174,10 @@ class EventLog:
 
     def _cut_times(self) -> None:
         """Keep the timestamp runs up to ``last_seq``, ending the last one there."""
-        lo, hi = 0, self._pairs
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if self._pair_at(mid)[0] < self._last_seq:
-                lo = mid + 1
-            else:
-                hi = mid
+        lo = self._run_reaching(self._last_seq, self._pairs)
         if lo < self._pairs and self._last_seq > 0:
-            os.pwrite(self._times, _PAIR.pack(self._last_seq, self._pair_at(lo)[1]), lo * 16)
+            pair = _PAIR.pack(self._last_seq, self._pair_at(lo)[1])
+            os.pwrite(self._times, pair, lo * PAIR_BYTES)
             lo += 1
         self._pairs = lo
         os.ftruncate(self._times, self._pairs * PAIR_BYTES)
@@ -225,3 +211,16 @@ class EventLog:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _first(count: int, reached: Callable[[int], bool]) -> int:
+    """The first index in ``[0, count)`` where ``reached`` holds (it holds from there on),
+    or ``count``: a binary search that reads one record of the file per step."""
+    lo, hi = 0, count
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if reached(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
