@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+from redis.asyncio import Redis
 
 from exchange import commands as C
 from exchange.engine import Engine
@@ -60,6 +61,7 @@ class ExchangeService:
         self.node: LocalSolanaProcess | None = None
         self.listings: dict[str, int] = {}
         self._named = 0  # ledger instrument rows that carry their name
+        self._readers: list[EventLog] = []  # one per projection, closed at stop
 
     # -- start and stop --------------------------------------------------------------------
 
@@ -91,8 +93,6 @@ class ExchangeService:
             rpc_url=self.rpc_url,
             local=self.node is not None,
         )
-        from redis.asyncio import Redis
-
         self.redis = Redis.from_url(self.redis_url)
         self.market_events = self._events()
         self.market = MarketDataFeed(self.redis, keys=Keys(prefix=s.redis_prefix))
@@ -138,6 +138,8 @@ class ExchangeService:
             await self.redis.aclose()
         with contextlib.suppress(Exception):
             await self.pool.close()
+        for reader in self._readers:
+            reader.close()
         self.engine.close()
         if self.node is not None:
             self.node.stop()
@@ -148,7 +150,9 @@ class ExchangeService:
         return self.engine.config.risk
 
     def _events(self) -> EventLog:
-        return EventLog.open(self.engine.events_dir)
+        reader = EventLog.open(self.engine.events_dir)
+        self._readers.append(reader)
+        return reader
 
     def _spawn(self, name: str, make: Callable[[], Awaitable[None]]) -> None:
         async def supervised() -> None:
