@@ -462,7 +462,7 @@ NOTES = [
     "journal fsync. Engine opened without the event-stream hash; best of "
     "commands_per_s_runs. Automatic snapshots are off in the timed runs (snapshot_every "
     "huge): their cost is snapshot_write_s per snapshot_every commands (default 1,000,000).",
-    "commands_per_s_with_event_hash: one run with track_event_hash=True (blake2b over every "
+    "commands_per_s_with_event_hash: one run with track_event_hash=True (SHA-256 over every "
     "event), whose journal is replayed; stage_seconds_hashed_run splits that run's time by "
     "wrapping journal.append_rows, core.process, the hash and the subscriber.",
     "commands_per_s_no_journal: the same batches copied, stamped and run through "

@@ -45,6 +45,7 @@ class ExchangeCore:
         if cmds.ndim != 2 or cmds.shape[1] != mc.N_COMMAND_FIELDS:
             raise ValueError(f"commands must have shape (n, {mc.N_COMMAND_FIELDS})")
         drained: list[np.ndarray] = []
+        self.book.reserve_events(cmds.shape[0])
         n, start, end = 0, 0, cmds.shape[0]
         max_accounts = np.int64(self.max_accounts)
         while True:

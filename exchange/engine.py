@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from exchange.core import ExchangeCore
 from exchange.event_log import EventLog
 from exchange.journal import FsyncPolicy, Journal
+from exchange.journal.checked_read import checked_rows
 from exchange.prefetch import prefetch
 from exchange.snapshots import newest_valid, write_snapshot
 from matching import codes as mc
@@ -34,8 +35,18 @@ from risk.config import RiskConfig
 log = logging.getLogger(__name__)
 
 GENESIS = "genesis.json"
+# Chunks replay reads ahead: more than a segment holds (eight), so the reader checks the
+# next segment while the core runs this one instead of waiting for the core to drain it.
+REPLAY_READ_AHEAD = 24
 PIPELINE_MIN_ROWS = 256  # smaller batches journal first: a thread hand-off costs more
 Subscriber = Callable[[np.ndarray], None]
+
+
+def event_stream_hasher() -> hashlib._Hash:
+    """The event-stream hash: SHA-256 over every event row's bytes, in order. SHA-256
+    because replay hashes in a second thread beside the core and, with the CPU's SHA
+    extensions, it runs about twice as fast as blake2b."""
+    return hashlib.sha256()
 
 
 class EngineHalted(RuntimeError):
@@ -136,7 +147,7 @@ class Engine:
         self.events_dir = root / "events"
         self.event_log = EventLog.open(self.events_dir, writable=True)
         self._subscribers: list[Subscriber] = []
-        self._event_hash = hashlib.blake2b(digest_size=32) if track_event_hash else None
+        self._event_hash = event_stream_hasher() if track_event_hash else None
         self.recovery = self._recover()
         self._journal_thread = ThreadPoolExecutor(1, thread_name_prefix="cx-journal")  # + events
         self._halted: BaseException | None = None
@@ -302,26 +313,28 @@ class ReplayResult:
 
 
 def replay(journal_dir: str | Path, config: EngineConfig | None = None) -> ReplayResult:
-    """Re-run a whole journal from genesis into a fresh core; nothing is written."""
+    """Re-run a whole journal from genesis into a fresh core; nothing is written.
+
+    It takes no lock, so it can replay the journal of a running engine up to its last
+    complete batch. A journal damaged before its tail raises ``JournalCorrupt`` (after
+    running what comes before the damage, which is checked).
+    """
     journal_dir = Path(journal_dir)
     config = config or load_genesis(journal_dir) or EngineConfig()
     core = ExchangeCore(config.risk, config.book_config())
-    h = hashlib.blake2b(digest_size=32)
+    h = event_stream_hasher()
     commands = events = 0
     started = time.perf_counter()
-    journal = Journal.open(journal_dir)
-    # The journal is read ahead in one thread and the event hash runs in another (hashlib
-    # releases the GIL), so the core is the only thing on this one.
+    # The journal is read and checked ahead in one thread (one pass: CRCs and the hash
+    # chain as each segment is read) and the event hash runs in another (hashlib releases
+    # the GIL), so the core is the only thing on this one.
     hashed = []
     with ThreadPoolExecutor(1, thread_name_prefix="cx-replay-hash") as hasher:
-        try:
-            for rows in prefetch(journal.read_rows(1)):
-                ev = np.ascontiguousarray(core.process(rows))
-                hashed.append(hasher.submit(h.update, ev))  # in order: one worker
-                commands += len(rows)
-                events += len(ev)
-        finally:
-            journal.close()
+        for rows in prefetch(checked_rows(journal_dir), depth=REPLAY_READ_AHEAD):
+            ev = np.ascontiguousarray(core.process(rows))
+            hashed.append(hasher.submit(h.update, ev))  # in order: one worker
+            commands += len(rows)
+            events += len(ev)
     for done in hashed:
         done.result()  # re-raises a failure of the hashing thread
     took = time.perf_counter() - started

@@ -33,6 +33,8 @@ CLOCK_TICK = int(mc.CommandKind.CLOCK_TICK)
 LIST_INSTRUMENT = int(r.RiskCommandKind.LIST_INSTRUMENT)
 FIRST_RISK_KIND = int(r.RiskCommandKind.OPEN_ACCOUNT)
 EV_REJECTED = int(mc.EventKind.ORDER_REJECTED)
+# How far ahead positions are prefetched: the slot AHEAD commands before, the row half-way.
+AHEAD = 16
 
 
 def tick_row() -> np.ndarray:
@@ -70,6 +72,31 @@ def _order_reject(ev, n, cm, i, code):
     return n + 1
 
 
+@njit(cache=True, inline="always")
+def _prefetch_ahead(m, rs, cm, i: int, end: int) -> None:
+    """Start the dependent loads a later order command will make at random (hash slot,
+    then the row it names: its position, its order, its price level), so they are cached
+    when it runs. Without this, those misses were most of the kernel's time."""
+    j = i + AHEAD
+    if j < end:
+        kind = cm[j, mc.C_KIND]
+        if kind < FIRST_RISK_KIND:
+            rk.prefetch_position_slot(rs, cm[j, mc.C_ACCOUNT], cm[j, mc.C_INSTRUMENT])
+        if kind == CANCEL_ORDER or kind == REPLACE_ORDER:
+            mk.prefetch_order_slot(m, cm[j, mc.C_ORDER_ID])
+        if kind == NEW_ORDER or kind == REPLACE_ORDER:
+            mk.prefetch_level_slot(m, cm[j, mc.C_INSTRUMENT], cm[j, mc.C_SIDE], cm[j, mc.C_PRICE])
+    j = i + AHEAD // 2
+    if j < end:
+        kind = cm[j, mc.C_KIND]
+        if kind < FIRST_RISK_KIND:
+            rk.prefetch_position_row(rs, cm[j, mc.C_ACCOUNT], cm[j, mc.C_INSTRUMENT])
+        if kind == CANCEL_ORDER or kind == REPLACE_ORDER:
+            mk.prefetch_order_row(m, cm[j, mc.C_ORDER_ID])
+        if kind == NEW_ORDER:
+            mk.prefetch_level_row(m, cm[j, mc.C_INSTRUMENT], cm[j, mc.C_SIDE], cm[j, mc.C_PRICE])
+
+
 @njit(cache=True, nogil=True)  # the engine journals the batch in another thread meanwhile
 def run_engine_batch(book, rs, cmds, start, end, ev, n, tick, max_accounts):
     """Process ``cmds[start:end]``; returns ``(status, next index, ev, events written)``."""
@@ -82,6 +109,7 @@ def run_engine_batch(book, rs, cmds, start, end, ev, n, tick, max_accounts):
           mk._borrow(rs[4]), mk._borrow(rs[5]), mk._borrow(rs[6]))  # fmt: skip
     g = rs[6]
     for i in range(start, end):
+        _prefetch_ahead(m, rs, cm, i, end)
         need = rk.needs_growth(rs, cm, i)
         if need != 0:
             return need, i, ev, n

@@ -17,6 +17,7 @@ from matching.snapshot import BookSnapshot, spec_row
 from matching.spec import BookConfig, InstrumentSpec
 
 INITIAL_EVENT_ROWS = 16384
+MAX_RESERVED_EVENT_ROWS = 1 << 18  # 31 MiB: batches beyond that drain the buffer as they go
 
 
 def _event_buffer(rows: int) -> np.ndarray:
@@ -58,6 +59,7 @@ class FastBook(OrderBook):
         if cmds.ndim != 2 or cmds.shape[1] != c.N_COMMAND_FIELDS:
             raise ValueError(f"commands must have shape (n, {c.N_COMMAND_FIELDS})")
         drained: list[np.ndarray] = []
+        self.reserve_events(cmds.shape[0])
         n, start, end = 0, 0, cmds.shape[0]
         while True:
             status, start, _, n = k.run_batch(
@@ -70,6 +72,17 @@ class FastBook(OrderBook):
             else:
                 self._grow(status, int(cmds[start, c.C_ACCOUNT]))
         return self.collect_events(n, drained)
+
+    def reserve_events(self, commands: int) -> None:
+        """Size the event buffer for a batch of ``commands`` (about two events each, up to
+        ``MAX_RESERVED_EVENT_ROWS``), so a typical batch runs without stopping to drain it
+        and its events are copied out once."""
+        want = min(2 * commands, MAX_RESERVED_EVENT_ROWS)
+        if len(self.events_buffer) < want:
+            rows = len(self.events_buffer)
+            while rows < want:
+                rows *= 2
+            self.events_buffer = _event_buffer(rows)
 
     def make_event_room(self, n: int, drained: list[np.ndarray]) -> int:
         """Set aside the ``n`` event rows written so far (returns the rows now in use, 0);

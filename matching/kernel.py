@@ -31,6 +31,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from matching import codes as c
+from matching import hugepages
 
 # --- header: region offsets, capacities and global counters ---------------------------------
 H_ORDERS = 0
@@ -217,7 +218,7 @@ def _layout(
     head[H_LEVELMAP_MASK] = level_table - 1
     head[H_ACCOUNT_CAP] = accounts
     head[H_CHUNK_CAP] = chunks
-    mem = np.zeros(at, dtype=np.int64)
+    mem = hugepages.zeros(at, np.int64)  # read at random: 2 MiB pages spare the TLB
     mem[::PAGE_WORDS] = 0  # touch every page now, not on the first order that reaches it
     mem[:HEADER_WORDS] = head
     return mem, at
@@ -428,6 +429,33 @@ def _address_as_pointer(typingctx, address):
     return sig, codegen
 
 
+@intrinsic
+def _prefetch_address(typingctx, address):
+    """``llvm.prefetch`` (read, keep in all cache levels): a hint that never faults."""
+    sig = types.none(address)
+
+    def codegen(context, builder, signature, args):
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [cgutils.voidptr_t, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        ptr = builder.inttoptr(args[0], cgutils.voidptr_t)
+        builder.call(fn, [ptr, i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@njit(cache=True, inline="always")
+def prefetch_word(a: np.ndarray, word: int) -> None:
+    """Start loading word ``word`` of the C-contiguous int64 array ``a`` into the cache.
+
+    The kernels look a few commands ahead and prefetch what those will read at random
+    (hash slots, then the rows they name), so the misses overlap with the work in between
+    instead of stalling it one after another. Any index is safe: nothing is read.
+    """
+    _prefetch_address(a.ctypes.data + word * 8)
+
+
 @njit(cache=True)
 def _borrow(a: np.ndarray) -> np.ndarray:
     """A view of ``a`` without a reference count: valid while the caller holds ``a``."""
@@ -494,6 +522,56 @@ def _delete(m: np.ndarray, base: int, mask: int, key: int) -> None:
 @njit(cache=True, inline="always")
 def _lookup(m: np.ndarray, order_id: int) -> int:
     return _find(m, m[H_IDMAP], m[H_IDMAP_MASK], order_id)
+
+
+@njit(cache=True, inline="always")
+def prefetch_order_slot(m: np.ndarray, order_id: int) -> None:
+    """Step one of looking ``order_id`` up ahead of time: load its home slot."""
+    prefetch_word(m, m[H_IDMAP] + 2 * _home(order_id, m[H_IDMAP_MASK]))
+
+
+@njit(cache=True, inline="always")
+def prefetch_order_row(m: np.ndarray, order_id: int) -> None:
+    """Step two, once the slot is cached: load the order's row (two or three lines)."""
+    at = m[H_IDMAP] + 2 * _home(order_id, m[H_IDMAP_MASK])
+    if order_id > 0 and m[at] == order_id:
+        o = m[H_ORDERS] + m[at + 1] * OF
+        prefetch_word(m, o)
+        prefetch_word(m, o + OF // 2)
+        prefetch_word(m, o + OF - 1)
+
+
+@njit(cache=True, inline="always")
+def _level_home(m: np.ndarray, instr: int, side: int, price: int) -> int:
+    """Word index of the level map's home slot for a price, or -1 if the order is
+    malformed (the book rejects it later; here it only must not read out of bounds)."""
+    if instr < 0 or instr >= m[H_BOOK_CAP] or (side != BUY and side != SELL):
+        return -1
+    b = m[H_BOOKS] + instr * BF
+    tick = m[b + B_TICK]
+    off = price - m[b + B_MIN_PRICE]
+    if tick <= 0 or off < 0:
+        return -1
+    key = _level_key(instr, side - 1, off // tick)
+    return m[H_LEVELMAP] + 2 * _home(key, m[H_LEVELMAP_MASK])
+
+
+@njit(cache=True, inline="always")
+def prefetch_level_slot(m: np.ndarray, instr: int, side: int, price: int) -> None:
+    """Step one of finding an order's price level ahead of time."""
+    at = _level_home(m, instr, side, price)
+    if at >= 0:
+        prefetch_word(m, at)
+
+
+@njit(cache=True, inline="always")
+def prefetch_level_row(m: np.ndarray, instr: int, side: int, price: int) -> None:
+    """Step two: the level row its home slot names, if that slot holds a level."""
+    at = _level_home(m, instr, side, price)
+    if at >= 0 and m[at] != 0:
+        lrow = m[H_LEVELS] + m[at + 1] * LF
+        prefetch_word(m, lrow)
+        prefetch_word(m, lrow + LF - 1)
 
 
 @njit(cache=True)

@@ -18,6 +18,7 @@ import numpy as np
 from numba import njit
 
 from matching import codes as mc
+from matching import kernel as mk
 from risk import codes as r
 
 BUY = int(mc.Side.BUY)
@@ -190,6 +191,26 @@ def find_position(rs, acct: int, instr: int) -> int:
         if positions[row, r.P_KEY] == key:
             return row
         s = (s + 1) & mask
+
+
+@njit(cache=True, inline="always")
+def prefetch_position_slot(rs, acct: int, instr: int) -> None:
+    """Step one of looking (acct, instr) up ahead of time: load its home slot."""
+    pmap = rs[5]
+    key = (acct << r.INSTRUMENT_BITS) | instr
+    mk.prefetch_word(pmap, _slot0(key, pmap.shape[0] - 1))
+
+
+@njit(cache=True, inline="always")
+def prefetch_position_row(rs, acct: int, instr: int) -> None:
+    """Step two, once the slot is cached: load the row it names (a row can span two
+    cache lines). A slot holding another key only wastes the hint."""
+    pmap = rs[5]
+    key = (acct << r.INSTRUMENT_BITS) | instr
+    row = pmap[_slot0(key, pmap.shape[0] - 1)] - 1
+    if row >= 0:
+        mk.prefetch_word(rs[4], row * r.PF)
+        mk.prefetch_word(rs[4], row * r.PF + r.PF - 1)
 
 
 @njit(cache=True, inline="always")

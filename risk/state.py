@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from matching import hugepages
 from risk import codes as r
 from risk.config import RiskConfig
 from risk.kernel import rehash_positions
@@ -38,13 +39,13 @@ class RiskState:
     ) -> RiskState:
         k = len(config.assets)
         state = cls(
-            accounts=np.zeros((accounts, r.AF), np.int64),
-            balances=np.zeros((accounts, k), np.int64),
-            instruments=np.zeros((instruments, r.IF), np.int64),
-            assets=np.zeros((k, r.KF), np.int64),
-            positions=np.zeros((positions, r.PF), np.int64),
-            pmap=np.zeros(2 * positions, np.int64),
-            globals=np.zeros(r.GF, np.int64),
+            accounts=hugepages.zeros((accounts, r.AF), np.int64),
+            balances=hugepages.zeros((accounts, k), np.int64),
+            instruments=hugepages.zeros((instruments, r.IF), np.int64),
+            assets=hugepages.zeros((k, r.KF), np.int64),
+            positions=hugepages.zeros((positions, r.PF), np.int64),
+            pmap=hugepages.zeros(2 * positions, np.int64),
+            globals=hugepages.zeros(r.GF, np.int64),
         )
         for i, a in enumerate(config.assets):
             state.assets[i, r.K_DECIMALS] = a.decimals
@@ -93,7 +94,7 @@ class RiskState:
     def grow_positions(self) -> None:
         cap = self.positions.shape[0] * 2
         self.positions = _extend(self.positions, cap)
-        self.pmap = np.zeros(2 * cap, np.int64)
+        self.pmap = hugepages.zeros(2 * cap, np.int64)
         rehash_positions(self.positions, int(self.globals[r.G_POSITIONS]), self.pmap)
 
     # -- views, hashing, snapshots -------------------------------------------------------------
@@ -184,7 +185,7 @@ class RiskState:
 
 
 def _extend(a: np.ndarray, rows: int) -> np.ndarray:
-    out = np.zeros((rows, *a.shape[1:]), a.dtype)
+    out = hugepages.zeros((rows, *a.shape[1:]), a.dtype)
     out[: a.shape[0]] = a
     return out
 

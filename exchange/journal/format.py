@@ -27,7 +27,7 @@ import hashlib
 import os
 import re
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -560,74 +560,115 @@ def scan(directory: Path) -> Scan:
     check record by record, and the tests hold the two to the same answers.
     """
     result = Scan()
+    for _ in scan_segments(directory, result, lambda path, _size: path.read_bytes()):
+        pass
+    return result
+
+
+Reader = Callable[[Path, int], "bytes | bytearray | memoryview"]
+
+
+def scan_segments(
+    directory: Path, result: Scan, read: Reader, *, every: int = 1 << 62
+) -> Iterator[tuple[np.ndarray, Frames, int]]:
+    """``scan`` one segment at a time, filling ``result`` as it goes.
+
+    Yields ``(data, frames, good)``: a segment's bytes as read by ``read(path, size)``,
+    their frames, and how many of those frames belong to batches that passed every check
+    (CRC, sequence, count, hash chain). Within a segment ``good`` grows: a yield comes
+    after about ``every`` more records are hashed, and one when the segment is done, so
+    a caller (``replay``) can start on the first rows before the segment's last batch is
+    hashed. The bytes stay valid until the next segment is read, so a reader may hand out
+    the same buffer again. Frames past a problem are never counted as good; scanning stops
+    at the segment where ``result.problem`` or ``result.tail`` is set.
+    """
     segments = list_segments(directory)
     expected = 1
     for n, (first_seq, path) in enumerate(segments):
-        is_last = n == len(segments) - 1
         if first_seq != expected:
             result.problem = JournalCorrupt(
                 f"segment starts at seq {first_seq}, expected {expected}", path, 0
             )
-            return result
-        buf = path.read_bytes()
-        seg = SegmentState(path, first_seq, 0)
-        result.segments.append(seg)
-        data = as_u8(buf)
-        frames = frame_records(data)
-        bad = frames.first_bad_crc()
-        damage = frames.stop if bad is None else int(frames.offset[bad])
-        good = len(frames) if bad is None else bad
-        starts, trailers, firsts, counts, nb, code, at, at_expected = _check_batches(
-            data, frames.offset, frames.kind, frames.length, frames.seq, good, 0, expected
-        )
-        view = memoryview(buf)
-        head = result.head_hash
-        last_indexed = -INDEX_EVERY
-        hashed = 0
-        for k in range(nb):
-            start, trailer = int(starts[k]), int(trailers[k])
-            h = chain_hasher(head)
-            h.update(view[start:trailer])
-            computed = h.digest()
-            if view[trailer + HEADER_SIZE + 4 : trailer + HEADER_SIZE + 4 + HASH_SIZE] != computed:
-                break
-            if start - last_indexed >= INDEX_EVERY:
-                seg.index.append((int(firsts[k]), start))
-                last_indexed = start
-            head = computed
-            hashed += 1
-        if hashed:
-            result.head_hash = head
-            result.records += int(counts[:hashed].sum())
-            result.batches += hashed
-            result.last_seq = int(firsts[hashed - 1] + counts[hashed - 1]) - 1
-        if hashed < nb or code == _BAD_COUNT:
-            offset = int(trailers[hashed]) if hashed < nb else int(frames.offset[at])
-            result.problem = JournalCorrupt(
-                "hash chain broken: trailer hash does not match the batch", path, offset
-            )
-            return result
-        if code == _BAD_SEQ:
-            got = int(frames.seq[at]) & 0xFFFF_FFFF_FFFF_FFFF
-            result.problem = JournalCorrupt(
-                f"record has seq {got}, expected {at_expected}", path, int(frames.offset[at])
-            )
-            return result
-        if code == _BAD_TRAILER:
-            result.problem = JournalCorrupt("malformed batch trailer", path, int(frames.offset[at]))
-            return result
-        batch_start = int(trailers[nb - 1]) + HEADER_SIZE + TRAILER.size if nb else 0
-        seg.size = batch_start
+            return
+        buf = read(path, path.stat().st_size)
+        yield from _scan_segment(result, path, first_seq, buf, n == len(segments) - 1, every)
+        if result.problem is not None or result.tail is not None:
+            return
         expected = result.last_seq + 1
-        if batch_start == len(buf):
-            continue
-        reason = "incomplete batch (no trailer)" if damage == len(buf) else "torn or corrupt record"
-        later = _find_later(TABLES, data, damage, expected) if damage < len(buf) else -1
-        if not is_last or later >= 0:
-            what = "valid records follow it" if later >= 0 else "it is not the last segment"
-            result.problem = JournalCorrupt(
-                f"{reason} before the tail ({what}); refusing to start", path, damage
-            )
-            return result
-        result.tail = TailCut(path, batch_start, len(buf), reason)
-    return result
+
+
+def _scan_segment(
+    result: Scan,
+    path: Path,
+    first_seq: int,
+    buf: bytes | bytearray | memoryview,
+    is_last: bool,
+    every: int,
+) -> Iterator[tuple[np.ndarray, Frames, int]]:
+    """Check one segment into ``result``, yielding as ``scan_segments`` describes."""
+    expected = result.last_seq + 1
+    seg = SegmentState(path, first_seq, 0)
+    result.segments.append(seg)
+    data = as_u8(buf)
+    frames = frame_records(data)
+    bad = frames.first_bad_crc()
+    damage = frames.stop if bad is None else int(frames.offset[bad])
+    good = len(frames) if bad is None else bad
+    starts, trailers, firsts, counts, nb, code, at, at_expected = _check_batches(
+        data, frames.offset, frames.kind, frames.length, frames.seq, good, 0, expected
+    )
+    view = memoryview(data)
+    head = result.head_hash
+    last_indexed = -INDEX_EVERY
+    hashed = 0
+    unreported = 0  # records hashed since the last yield
+    for k in range(nb):
+        start, trailer = int(starts[k]), int(trailers[k])
+        h = chain_hasher(head)
+        h.update(view[start:trailer])
+        computed = h.digest()
+        if view[trailer + HEADER_SIZE + 4 : trailer + HEADER_SIZE + 4 + HASH_SIZE] != computed:
+            break
+        if start - last_indexed >= INDEX_EVERY:
+            seg.index.append((int(firsts[k]), start))
+            last_indexed = start
+        head = computed
+        hashed += 1
+        unreported += int(counts[k])
+        if unreported >= every and k + 1 < nb:
+            unreported = 0
+            yield data, frames, int(np.searchsorted(frames.offset, trailer)) + 1
+    if hashed:
+        result.head_hash = head
+        result.records += int(counts[:hashed].sum())
+        result.batches += hashed
+        result.last_seq = int(firsts[hashed - 1] + counts[hashed - 1]) - 1
+    batch_start = int(trailers[hashed - 1]) + HEADER_SIZE + TRAILER.size if hashed else 0
+    yield data, frames, int(np.searchsorted(frames.offset, batch_start))
+    if hashed < nb or code == _BAD_COUNT:
+        offset = int(trailers[hashed]) if hashed < nb else int(frames.offset[at])
+        result.problem = JournalCorrupt(
+            "hash chain broken: trailer hash does not match the batch", path, offset
+        )
+        return
+    if code == _BAD_SEQ:
+        got = int(frames.seq[at]) & 0xFFFF_FFFF_FFFF_FFFF
+        result.problem = JournalCorrupt(
+            f"record has seq {got}, expected {at_expected}", path, int(frames.offset[at])
+        )
+        return
+    if code == _BAD_TRAILER:
+        result.problem = JournalCorrupt("malformed batch trailer", path, int(frames.offset[at]))
+        return
+    seg.size = batch_start
+    if batch_start == len(data):
+        return
+    reason = "incomplete batch (no trailer)" if damage == len(data) else "torn or corrupt record"
+    later = _find_later(TABLES, data, damage, result.last_seq + 1) if damage < len(data) else -1
+    if not is_last or later >= 0:
+        what = "valid records follow it" if later >= 0 else "it is not the last segment"
+        result.problem = JournalCorrupt(
+            f"{reason} before the tail ({what}); refusing to start", path, damage
+        )
+        return
+    result.tail = TailCut(path, batch_start, len(data), reason)
