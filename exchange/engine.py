@@ -35,9 +35,12 @@ from risk.config import RiskConfig
 log = logging.getLogger(__name__)
 
 GENESIS = "genesis.json"
-# Chunks replay reads ahead: more than a segment holds (eight), so the reader checks the
-# next segment while the core runs this one instead of waiting for the core to drain it.
-REPLAY_READ_AHEAD = 24
+# Replay runs the core on chunks the size of a live batch: its commands and events then
+# stay in the core's cache beside the book (64K-row chunks ran it about a third slower).
+REPLAY_CHUNK = 4096
+# Chunks read ahead: more than a segment holds (~124), so the reader checks the next
+# segment while the core runs this one instead of waiting for the core to drain it.
+REPLAY_READ_AHEAD = 256
 PIPELINE_MIN_ROWS = 256  # smaller batches journal first: a thread hand-off costs more
 Subscriber = Callable[[np.ndarray], None]
 
@@ -330,7 +333,7 @@ def replay(journal_dir: str | Path, config: EngineConfig | None = None) -> Repla
     # the GIL), so the core is the only thing on this one.
     hashed = []
     with ThreadPoolExecutor(1, thread_name_prefix="cx-replay-hash") as hasher:
-        for rows in prefetch(checked_rows(journal_dir), depth=REPLAY_READ_AHEAD):
+        for rows in prefetch(checked_rows(journal_dir, REPLAY_CHUNK), depth=REPLAY_READ_AHEAD):
             ev = np.ascontiguousarray(core.process(rows))
             hashed.append(hasher.submit(h.update, ev))  # in order: one worker
             commands += len(rows)

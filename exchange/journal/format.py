@@ -549,7 +549,7 @@ def scan_reference(directory: Path) -> Scan:
     return result
 
 
-def scan(directory: Path) -> Scan:
+def scan(directory: Path, *, piece: int = 0) -> Scan:
     """Check every segment's framing, CRCs, sequence numbers and hash chain.
 
     Never modifies anything. A damaged or incomplete final batch of the last segment is
@@ -560,27 +560,30 @@ def scan(directory: Path) -> Scan:
     check record by record, and the tests hold the two to the same answers.
     """
     result = Scan()
-    for _ in scan_segments(directory, result, lambda path, _size: path.read_bytes()):
+    read: Reader = lambda path, _size: path.read_bytes()  # noqa: E731
+    for _ in scan_segments(directory, result, read, piece=piece or PIECE_BYTES):
         pass
     return result
 
 
 Reader = Callable[[Path, int], "bytes | bytearray | memoryview"]
+PIECE_BYTES = 4 << 20  # a segment is framed and checked this much at a time
 
 
 def scan_segments(
-    directory: Path, result: Scan, read: Reader, *, every: int = 1 << 62
+    directory: Path, result: Scan, read: Reader, *, every: int = 1 << 62, piece: int = PIECE_BYTES
 ) -> Iterator[tuple[np.ndarray, Frames, int]]:
     """``scan`` one segment at a time, filling ``result`` as it goes.
 
     Yields ``(data, frames, good)``: a segment's bytes as read by ``read(path, size)``,
-    their frames, and how many of those frames belong to batches that passed every check
-    (CRC, sequence, count, hash chain). Within a segment ``good`` grows: a yield comes
-    after about ``every`` more records are hashed, and one when the segment is done, so
-    a caller (``replay``) can start on the first rows before the segment's last batch is
-    hashed. The bytes stay valid until the next segment is read, so a reader may hand out
-    the same buffer again. Frames past a problem are never counted as good; scanning stops
-    at the segment where ``result.problem`` or ``result.tail`` is set.
+    frames of the part checked last (about ``piece`` bytes: a segment is framed and checked
+    a piece at a time), and how many of those frames belong to batches that passed every
+    check (CRC, sequence, count, hash chain). A yield comes after about ``every`` more
+    records are hashed and after each piece, so a caller (``replay``) can start on the
+    first rows long before the segment is checked to its end. The bytes stay valid until
+    the next segment is read, so a reader may hand out the same buffer again. Frames past
+    a problem are never counted as good; scanning stops at the segment where
+    ``result.problem`` or ``result.tail`` is set.
     """
     segments = list_segments(directory)
     expected = 1
@@ -591,7 +594,8 @@ def scan_segments(
             )
             return
         buf = read(path, path.stat().st_size)
-        yield from _scan_segment(result, path, first_seq, buf, n == len(segments) - 1, every)
+        is_last = n == len(segments) - 1
+        yield from _scan_segment(result, path, first_seq, buf, is_last, every, piece)
         if result.problem is not None or result.tail is not None:
             return
         expected = result.last_seq + 1
@@ -604,71 +608,84 @@ def _scan_segment(
     buf: bytes | bytearray | memoryview,
     is_last: bool,
     every: int,
+    piece: int,
 ) -> Iterator[tuple[np.ndarray, Frames, int]]:
-    """Check one segment into ``result``, yielding as ``scan_segments`` describes."""
-    expected = result.last_seq + 1
+    """Check one segment into ``result``, a piece at a time, yielding as ``scan_segments``
+    describes. A piece ends at ``piece`` bytes; a record cut by that boundary is not
+    damage, and the batch it belongs to is checked again with the next piece."""
     seg = SegmentState(path, first_seq, 0)
     result.segments.append(seg)
     data = as_u8(buf)
-    frames = frame_records(data)
-    bad = frames.first_bad_crc()
-    damage = frames.stop if bad is None else int(frames.offset[bad])
-    good = len(frames) if bad is None else bad
-    starts, trailers, firsts, counts, nb, code, at, at_expected = _check_batches(
-        data, frames.offset, frames.kind, frames.length, frames.seq, good, 0, expected
-    )
-    view = memoryview(data)
-    head = result.head_hash
+    size = len(data)
+    pos = 0  # where the first batch not yet checked starts
     last_indexed = -INDEX_EVERY
-    hashed = 0
-    unreported = 0  # records hashed since the last yield
-    for k in range(nb):
-        start, trailer = int(starts[k]), int(trailers[k])
-        h = chain_hasher(head)
-        h.update(view[start:trailer])
-        computed = h.digest()
-        if view[trailer + HEADER_SIZE + 4 : trailer + HEADER_SIZE + 4 + HASH_SIZE] != computed:
-            break
-        if start - last_indexed >= INDEX_EVERY:
-            seg.index.append((int(firsts[k]), start))
-            last_indexed = start
-        head = computed
-        hashed += 1
-        unreported += int(counts[k])
-        if unreported >= every and k + 1 < nb:
-            unreported = 0
-            yield data, frames, int(np.searchsorted(frames.offset, trailer)) + 1
-    if hashed:
-        result.head_hash = head
-        result.records += int(counts[:hashed].sum())
-        result.batches += hashed
-        result.last_seq = int(firsts[hashed - 1] + counts[hashed - 1]) - 1
-    batch_start = int(trailers[hashed - 1]) + HEADER_SIZE + TRAILER.size if hashed else 0
-    yield data, frames, int(np.searchsorted(frames.offset, batch_start))
-    if hashed < nb or code == _BAD_COUNT:
-        offset = int(trailers[hashed]) if hashed < nb else int(frames.offset[at])
-        result.problem = JournalCorrupt(
-            "hash chain broken: trailer hash does not match the batch", path, offset
+    step = piece
+    while True:
+        limit = size if size - pos <= step else pos + step
+        frames = frame_records(data[:limit], pos)
+        bad = frames.first_bad_crc()
+        good = len(frames) if bad is None else bad
+        expected = result.last_seq + 1
+        starts, trailers, firsts, counts, nb, code, at, at_expected = _check_batches(
+            data, frames.offset, frames.kind, frames.length, frames.seq, good, pos, expected
         )
+        view = memoryview(data)
+        head = result.head_hash
+        hashed = 0
+        unreported = 0  # records hashed since the last yield
+        for k in range(nb):
+            start, trailer = int(starts[k]), int(trailers[k])
+            h = chain_hasher(head)
+            h.update(view[start:trailer])
+            computed = h.digest()
+            if view[trailer + HEADER_SIZE + 4 : trailer + HEADER_SIZE + 4 + HASH_SIZE] != computed:
+                break
+            if start - last_indexed >= INDEX_EVERY:
+                seg.index.append((int(firsts[k]), start))
+                last_indexed = start
+            head = computed
+            hashed += 1
+            unreported += int(counts[k])
+            if unreported >= every and k + 1 < nb:
+                unreported = 0
+                yield data, frames, int(np.searchsorted(frames.offset, trailer)) + 1
+        if hashed:
+            result.head_hash = head
+            result.records += int(counts[:hashed].sum())
+            result.batches += hashed
+            result.last_seq = int(firsts[hashed - 1] + counts[hashed - 1]) - 1
+            pos = int(trailers[hashed - 1]) + HEADER_SIZE + TRAILER.size
+        yield data, frames, int(np.searchsorted(frames.offset, pos))
+        if hashed < nb or code == _BAD_COUNT:
+            offset = int(trailers[hashed]) if hashed < nb else int(frames.offset[at])
+            result.problem = JournalCorrupt(
+                "hash chain broken: trailer hash does not match the batch", path, offset
+            )
+            return
+        if code == _BAD_SEQ:
+            got = int(frames.seq[at]) & 0xFFFF_FFFF_FFFF_FFFF
+            result.problem = JournalCorrupt(
+                f"record has seq {got}, expected {at_expected}", path, int(frames.offset[at])
+            )
+            return
+        if code == _BAD_TRAILER:
+            result.problem = JournalCorrupt("malformed batch trailer", path, int(frames.offset[at]))
+            return
+        cut_by_boundary = limit < size and bad is None
+        if cut_by_boundary and (frames.stop == limit or _record_end(data, frames.stop) >= 0):
+            step = piece if hashed else 2 * step  # a batch larger than a piece: widen
+            continue
+        damage = frames.stop if bad is None else int(frames.offset[bad])
+        break
+    seg.size = pos
+    if pos == size:
         return
-    if code == _BAD_SEQ:
-        got = int(frames.seq[at]) & 0xFFFF_FFFF_FFFF_FFFF
-        result.problem = JournalCorrupt(
-            f"record has seq {got}, expected {at_expected}", path, int(frames.offset[at])
-        )
-        return
-    if code == _BAD_TRAILER:
-        result.problem = JournalCorrupt("malformed batch trailer", path, int(frames.offset[at]))
-        return
-    seg.size = batch_start
-    if batch_start == len(data):
-        return
-    reason = "incomplete batch (no trailer)" if damage == len(data) else "torn or corrupt record"
-    later = _find_later(TABLES, data, damage, result.last_seq + 1) if damage < len(data) else -1
+    reason = "incomplete batch (no trailer)" if damage == size else "torn or corrupt record"
+    later = _find_later(TABLES, data, damage, result.last_seq + 1) if damage < size else -1
     if not is_last or later >= 0:
         what = "valid records follow it" if later >= 0 else "it is not the last segment"
         result.problem = JournalCorrupt(
             f"{reason} before the tail ({what}); refusing to start", path, damage
         )
         return
-    result.tail = TailCut(path, batch_start, len(data), reason)
+    result.tail = TailCut(path, pos, size, reason)

@@ -325,6 +325,8 @@ def test_scan_agrees_with_reference_on_damaged_journals(base_journal: Path, tmp_
                 damage(d, rng)
         fast = scan(d)
         assert scan_summary(fast) == scan_summary(scan_reference(d)), f"seed {seed} case {i}"
+        in_pieces = scan(d, piece=rng.choice([1, 60, 200, 700]))  # records cut by pieces
+        assert scan_summary(in_pieces) == scan_summary(fast), f"seed {seed} case {i}"
         seen.add(verdict(fast))
         shutil.rmtree(d)
     assert len(seen) >= 7, f"seed {seed}: only {sorted(seen)}"  # many different verdicts
@@ -505,11 +507,13 @@ def rows_journal(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.nda
     return d, rows
 
 
-def read_checked(d: Path, chunk: int) -> tuple[np.ndarray, JournalCorrupt | None]:
+def read_checked(
+    d: Path, chunk: int, piece: int = 1 << 20
+) -> tuple[np.ndarray, JournalCorrupt | None]:
     """What ``checked_rows`` hands out before it stops, and what it raised."""
     got: list[np.ndarray] = []
     try:
-        for part in checked_rows(d, chunk):
+        for part in checked_rows(d, chunk, piece=piece):
             assert part.dtype == np.int64 and 0 < part.shape[0] <= chunk
             got.append(part)
     except JournalCorrupt as exc:
@@ -519,8 +523,8 @@ def read_checked(d: Path, chunk: int) -> tuple[np.ndarray, JournalCorrupt | None
 
 def test_checked_rows_reads_a_clean_journal_like_read_rows(rows_journal) -> None:
     d, rows = rows_journal
-    for chunk in (1, 5, 65536):
-        got, problem = read_checked(d, chunk)
+    for chunk, piece in ((1, 1 << 20), (5, 100), (65536, 1000), (3, 1)):
+        got, problem = read_checked(d, chunk, piece)
         assert problem is None
         assert (got == rows).all()
 
@@ -537,7 +541,7 @@ def test_checked_rows_agrees_with_scan_on_damaged_journals(rows_journal, tmp_pat
         damage(d, rng)
         before = {p.name: p.read_bytes() for p in d.iterdir()}
         result = scan(d)
-        got, problem = read_checked(d, rng.choice([3, 64]))
+        got, problem = read_checked(d, rng.choice([3, 64]), rng.choice([100, 900, 1 << 20]))
         assert {p.name: p.read_bytes() for p in d.iterdir()} == before
         assert (got == rows[: len(got)]).all(), f"seed {seed} case {i}"
         if result.problem is None:
