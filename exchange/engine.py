@@ -23,6 +23,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from exchange.core import ExchangeCore
+from exchange.cpu_pinning import core_cpu, pin_helper
 from exchange.event_log import EventLog
 from exchange.journal import FsyncPolicy, Journal
 from exchange.journal.checked_read import checked_rows
@@ -330,10 +331,17 @@ def replay(journal_dir: str | Path, config: EngineConfig | None = None) -> Repla
     started = time.perf_counter()
     # The journal is read and checked ahead in one thread (one pass: CRCs and the hash
     # chain as each segment is read) and the event hash runs in another (hashlib releases
-    # the GIL), so the core is the only thing on this one.
+    # the GIL), so the core is the only thing on this one, and it has a CPU to itself.
     hashed = []
-    with ThreadPoolExecutor(1, thread_name_prefix="cx-replay-hash") as hasher:
-        for rows in prefetch(checked_rows(journal_dir, REPLAY_CHUNK), depth=REPLAY_READ_AHEAD):
+    with (
+        core_cpu() as helper_cpus,
+        ThreadPoolExecutor(
+            1, "cx-replay-hash", initializer=pin_helper, initargs=(helper_cpus,)
+        ) as hasher,
+    ):
+        reader = checked_rows(journal_dir, REPLAY_CHUNK)
+        ahead = prefetch(reader, REPLAY_READ_AHEAD, setup=lambda: pin_helper(helper_cpus))
+        for rows in ahead:
             ev = np.ascontiguousarray(core.process(rows))
             hashed.append(hasher.submit(h.update, ev))  # in order: one worker
             commands += len(rows)

@@ -9,24 +9,29 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
 T = TypeVar("T")
 _END = object()
 
 
-def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
+def prefetch(
+    items: Iterable[T], depth: int = 2, *, setup: Callable[[], None] | None = None
+) -> Iterator[T]:
     """Yield ``items`` in order, produced up to ``depth`` ahead by a daemon thread.
 
     An exception in the producer is raised in the consumer at the point it occurred.
     Stopping early (closing the generator) stops the producer at its next item.
+    ``setup`` runs first in the producer thread (``replay`` pins it to a CPU there).
     """
     slots: queue.Queue[object] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
     def produce() -> None:
         try:
+            if setup is not None:
+                setup()
             for item in items:
                 while not stop.is_set():
                     try:
