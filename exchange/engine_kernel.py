@@ -82,8 +82,8 @@ def _prefetch_ahead(m, rs, cm, i: int, end: int) -> None:
         kind = cm[j, mc.C_KIND]
         if kind < FIRST_RISK_KIND:
             rk.prefetch_position_slot(rs, cm[j, mc.C_ACCOUNT], cm[j, mc.C_INSTRUMENT])
-        if kind == CANCEL_ORDER or kind == REPLACE_ORDER:
-            mk.prefetch_order_slot(m, cm[j, mc.C_ORDER_ID])
+        if kind == NEW_ORDER or kind == CANCEL_ORDER or kind == REPLACE_ORDER:
+            mk.prefetch_order_slot(m, cm[j, mc.C_ORDER_ID])  # a new id is checked unused
         if kind == NEW_ORDER or kind == REPLACE_ORDER:
             mk.prefetch_level_slot(m, cm[j, mc.C_INSTRUMENT], cm[j, mc.C_SIDE], cm[j, mc.C_PRICE])
     j = i + AHEAD // 2

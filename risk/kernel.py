@@ -170,6 +170,9 @@ def available(rs, acct: int, now_ns: int) -> int:
 
 
 # -- positions: open addressing on (account, instrument) ---------------------------------------
+# ``pmap`` holds (key, row + 1) pairs, at most half the slots used; row + 1 == 0 is empty.
+# The key sits beside the row so a probe settles in the map's cache line, and a lookup
+# costs the map line plus the position's row, two loads the engine can prefetch.
 @njit(cache=True, inline="always")
 def _slot0(key: int, mask: int) -> int:
     h = key * -7046029254386353131  # multiply first: every key bit reaches the low bits
@@ -178,17 +181,21 @@ def _slot0(key: int, mask: int) -> int:
 
 
 @njit(cache=True, inline="always")
+def _slot_mask(pmap) -> int:
+    return (pmap.shape[0] >> 1) - 1
+
+
+@njit(cache=True, inline="always")
 def find_position(rs, acct: int, instr: int) -> int:
-    positions = rs[4]
     pmap = rs[5]
     key = (acct << r.INSTRUMENT_BITS) | instr
-    mask = pmap.shape[0] - 1
+    mask = _slot_mask(pmap)
     s = _slot0(key, mask)
     while True:
-        row = pmap[s] - 1
+        row = pmap[2 * s + 1] - 1
         if row < 0:
             return -1
-        if positions[row, r.P_KEY] == key:
+        if pmap[2 * s] == key:
             return row
         s = (s + 1) & mask
 
@@ -198,16 +205,14 @@ def prefetch_position_slot(rs, acct: int, instr: int) -> None:
     """Step one of looking (acct, instr) up ahead of time: load its home slot."""
     pmap = rs[5]
     key = (acct << r.INSTRUMENT_BITS) | instr
-    mk.prefetch_word(pmap, _slot0(key, pmap.shape[0] - 1))
+    mk.prefetch_word(pmap, 2 * _slot0(key, _slot_mask(pmap)))
 
 
 @njit(cache=True, inline="always")
 def prefetch_position_row(rs, acct: int, instr: int) -> None:
-    """Step two, once the slot is cached: load the row it names (a row can span two
-    cache lines). A slot holding another key only wastes the hint."""
-    pmap = rs[5]
-    key = (acct << r.INSTRUMENT_BITS) | instr
-    row = pmap[_slot0(key, pmap.shape[0] - 1)] - 1
+    """Step two, once the slot is cached: load the row of (acct, instr), found by probing
+    the map (a row can span two cache lines). Nothing if it has no row yet."""
+    row = find_position(rs, acct, instr)
     if row >= 0:
         mk.prefetch_word(rs[4], row * r.PF)
         mk.prefetch_word(rs[4], row * r.PF + r.PF - 1)
@@ -219,7 +224,17 @@ def position_room(rs, acct: int, instr: int) -> bool:
     if find_position(rs, acct, instr) >= 0:
         return True
     used = rs[6][r.G_POSITIONS]
-    return used < rs[4].shape[0] and 2 * (used + 1) <= rs[5].shape[0]
+    return used < rs[4].shape[0] and 4 * (used + 1) <= rs[5].shape[0]
+
+
+@njit(cache=True, inline="always")
+def _map_insert(pmap, key: int, row: int) -> None:
+    mask = _slot_mask(pmap)
+    s = _slot0(key, mask)
+    while pmap[2 * s + 1] != 0:
+        s = (s + 1) & mask
+    pmap[2 * s] = key
+    pmap[2 * s + 1] = row + 1
 
 
 @njit(cache=True, inline="always")
@@ -227,29 +242,19 @@ def get_position(rs, acct: int, instr: int) -> int:
     row = find_position(rs, acct, instr)
     if row >= 0:
         return row
-    positions = rs[4]
-    pmap = rs[5]
     g = rs[6]
     row = g[r.G_POSITIONS]
     g[r.G_POSITIONS] = row + 1
     key = (acct << r.INSTRUMENT_BITS) | instr
-    positions[row, r.P_KEY] = key
-    mask = pmap.shape[0] - 1
-    s = _slot0(key, mask)
-    while pmap[s] != 0:
-        s = (s + 1) & mask
-    pmap[s] = row + 1
+    rs[4][row, r.P_KEY] = key
+    _map_insert(rs[5], key, row)
     return row
 
 
 @njit(cache=True)
 def rehash_positions(positions, used, pmap) -> None:
-    mask = pmap.shape[0] - 1
     for row in range(used):
-        s = _slot0(positions[row, r.P_KEY], mask)
-        while pmap[s] != 0:
-            s = (s + 1) & mask
-        pmap[s] = row + 1
+        _map_insert(pmap, positions[row, r.P_KEY], row)
 
 
 # -- pre-trade ---------------------------------------------------------------------------------

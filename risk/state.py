@@ -44,7 +44,7 @@ class RiskState:
             instruments=hugepages.zeros((instruments, r.IF), np.int64),
             assets=hugepages.zeros((k, r.KF), np.int64),
             positions=hugepages.zeros((positions, r.PF), np.int64),
-            pmap=hugepages.zeros(2 * positions, np.int64),
+            pmap=hugepages.zeros(4 * positions, np.int64),  # (key, row + 1) pairs
             globals=hugepages.zeros(r.GF, np.int64),
         )
         for i, a in enumerate(config.assets):
@@ -94,7 +94,7 @@ class RiskState:
     def grow_positions(self) -> None:
         cap = self.positions.shape[0] * 2
         self.positions = _extend(self.positions, cap)
-        self.pmap = hugepages.zeros(2 * cap, np.int64)
+        self.pmap = hugepages.zeros(4 * cap, np.int64)
         rehash_positions(self.positions, int(self.globals[r.G_POSITIONS]), self.pmap)
 
     # -- views, hashing, snapshots -------------------------------------------------------------
