@@ -365,7 +365,8 @@ def measure_flow(sizes: Sizes, progress: Callable[[str], None]) -> dict[str, Any
 
 def measure_snapshot(sizes: Sizes, progress: Callable[[str], None]) -> dict[str, Any]:
     """Fill an engine with resting orders (untimed), then time snapshot write, snapshot
-    load and a full ``Engine.open`` recovery (journal scan + snapshot + empty tail)."""
+    load and a full ``Engine.open`` recovery (journal scan beside the snapshot load, then the
+    empty tail)."""
     setup = wl.setup_rows(sizes.instruments, sizes.accounts)
     resting = wl.resting_rows(
         sizes.resting_orders, instruments=sizes.instruments, accounts=sizes.accounts
@@ -479,9 +480,11 @@ NOTES = [
     "reference, asks above) on the same instruments and accounts. snapshot_write_s times "
     "Engine.snapshot() (journal fsync, encode, write, fsync, rename); snapshot_load_s reads, "
     "checks and decodes the newest snapshot into an ExchangeCore (file in the page cache); "
-    "recovery_s times Engine.open on the closed directory: journal open (every record's CRC "
-    "and the hash chain of the whole journal that filled the book are checked: "
-    "recovery_journal_open_s) plus snapshot load and an empty tail.",
+    "recovery_s times Engine.open on the closed directory: the journal open (every record's "
+    "CRC and the hash chain of the whole journal that filled the book are checked) runs while "
+    "a second thread reads, checks and decodes the newest snapshot; then the empty tail. "
+    "recovery_journal_open_s is the time until the journal was open and "
+    "recovery_snapshot_and_tail_s the rest (waiting for the snapshot, then the tail).",
     "Workload (benchmarks/engine_workload.py): passive GTC orders rest at least 10 ticks "
     "from the reference and are later replaced and cancelled by their own account; zone GTC "
     "orders within 5 ticks cross and trade or rest to be hit; IOC orders take what they can. "

@@ -14,7 +14,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -147,18 +147,32 @@ class Engine:
         self.config = config
         self.snapshot_dir = root / "snapshots"
         policy = FsyncPolicy.STRICT if config.fsync == "strict" else FsyncPolicy.BATCH
-        self.journal = Journal.open(journal_dir, policy)
-        self.events_dir = root / "events"
-        self.event_log = EventLog.open(self.events_dir, writable=True)
-        self._subscribers: list[Subscriber] = []
-        self._event_hash = event_stream_hasher() if track_event_hash else None
-        self.recovery = self._recover()
+        # The newest snapshot is read, checked and decoded in a second thread while the
+        # journal's scan runs here (both release the GIL); ``_recover`` uses it only if the
+        # journal reaches it, as it nearly always does.
+        with ThreadPoolExecutor(1, thread_name_prefix="cx-snapshot-load") as loader:
+            newest = loader.submit(self._load_snapshot, None)
+            self.journal = Journal.open(journal_dir, policy)
+            self.events_dir = root / "events"
+            self.event_log = EventLog.open(self.events_dir, writable=True)
+            self._subscribers: list[Subscriber] = []
+            self._event_hash = event_stream_hasher() if track_event_hash else None
+            self.recovery = self._recover(newest)
         self._journal_thread = ThreadPoolExecutor(1, thread_name_prefix="cx-journal")  # + events
         self._halted: BaseException | None = None
         self.sequencer = Sequencer(self.journal, clock, self.core.last_now())
         return self
 
-    def _recover(self) -> Recovery:
+    def _load_snapshot(self, at_most: int | None) -> tuple[int, ExchangeCore] | None:
+        """The newest intact snapshot (not after ``at_most``), decoded into a core."""
+        snap = newest_valid(self.snapshot_dir, at_most=at_most)
+        if snap is None:
+            return None
+        seq, payload = snap
+        return seq, ExchangeCore.from_bytes(payload, self.config.risk, self.config.book_config())
+
+    def _recover(self, newest: Future[tuple[int, ExchangeCore] | None]) -> Recovery:
+        """``newest`` is the newest snapshot, loaded while the journal was scanned."""
         started = time.perf_counter()
         last = self.journal.last_seq
         if self.event_log.last_seq > last:
@@ -166,13 +180,17 @@ class Engine:
                         self.event_log.last_seq, last)  # fmt: skip
             self.event_log.truncate_after(last)
         # Start early enough that the event log gets every command's events.
-        snap = newest_valid(self.snapshot_dir, at_most=min(last, self.event_log.last_seq))
-        risk, book = self.config.risk, self.config.book_config()
-        if snap is None:
-            snap_seq, self.core = 0, ExchangeCore(risk, book)
+        at_most = min(last, self.event_log.last_seq)
+        try:
+            loaded = newest.result()
+        except Exception:  # a snapshot beyond ``at_most`` may fail: it would not be used
+            loaded = None
+        if loaded is None or loaded[0] > at_most:
+            loaded = self._load_snapshot(at_most)
+        if loaded is None:
+            snap_seq, self.core = 0, ExchangeCore(self.config.risk, self.config.book_config())
         else:
-            snap_seq, payload = snap
-            self.core = ExchangeCore.from_bytes(payload, risk, book)
+            snap_seq, self.core = loaded
         if self._event_hash is not None and snap_seq:
             raise ValueError("the event-stream hash needs a replay from the start of the journal")
         replayed = 0

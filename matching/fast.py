@@ -112,6 +112,11 @@ class FastBook(OrderBook):
         g = self._mem
         g[k.G_TRADE_ID], g[k.G_NOW] = snapshot.trade_id, snapshot.now
         rows = np.ascontiguousarray(snapshot.orders, dtype=np.int64)
+        cap = int(g[k.H_ORDER_CAP])
+        if len(rows) > cap:  # one grow to the size needed, not one per doubling on the way
+            while cap < len(rows):
+                cap *= 2
+            self.state = k.grow_orders(self.state, min(cap, self.config.max_orders))
         start = 0
         while True:
             status, start = k.load_orders(self.state, rows, start)
