@@ -27,6 +27,11 @@ def _event_buffer(rows: int) -> np.ndarray:
     return buffer
 
 
+def _pow2_above(n: int) -> int:
+    """The smallest power of two greater than ``n``: room for ``n`` and a free slot."""
+    return 1 << int(n).bit_length()
+
+
 class FastBook(OrderBook):
     def __init__(self, config: BookConfig | None = None) -> None:
         super().__init__(config)
@@ -112,17 +117,37 @@ class FastBook(OrderBook):
         g = self._mem
         g[k.G_TRADE_ID], g[k.G_NOW] = snapshot.trade_id, snapshot.now
         rows = np.ascontiguousarray(snapshot.orders, dtype=np.int64)
-        cap = int(g[k.H_ORDER_CAP])
-        if len(rows) > cap:  # one grow to the size needed, not one per doubling on the way
-            while cap < len(rows):
-                cap *= 2
-            self.state = k.grow_orders(self.state, min(cap, self.config.max_orders))
+        self._size_for(rows)
         start = 0
         while True:
             status, start = k.load_orders(self.state, rows, start)
             if status == k.DONE:
                 return
             self._grow(status, int(rows[start, c.S_ACCOUNT]))
+
+    def _size_for(self, rows: np.ndarray) -> None:
+        """Grow the arena once to what ``rows`` (snapshot orders) need: orders, price
+        levels and bitmap chunks (one per book side and 4,096 ticks). Growing at every
+        doubling instead copies the whole arena a dozen times for a million orders."""
+        if not len(rows):
+            return
+        instr = rows[:, c.S_INSTRUMENT]
+        if not all(int(i) in self._specs for i in np.unique(instr).tolist()):
+            return  # load_orders grows (or refuses) as it goes
+        n = max(self._specs) + 1
+        base, tick = np.zeros(n, np.int64), np.ones(n, np.int64)
+        for iid, spec in self._specs.items():
+            base[iid], tick[iid] = spec.min_price, spec.tick_size
+        ticks = (rows[:, c.S_PRICE] - base[instr]) // tick[instr]
+        book_side = (instr * 2 + rows[:, c.S_SIDE]) << 40
+        levels = len(np.unique(book_side | ticks))
+        chunks = len(np.unique(book_side | (ticks >> 12)))
+        self.state = k.grow_to(
+            self.state,
+            min(_pow2_above(len(rows)), self.config.max_orders),
+            _pow2_above(levels),
+            _pow2_above(chunks),
+        )
 
     def depth(self, instrument: int, levels: int = 10) -> tuple[np.ndarray, np.ndarray]:
         self._require(instrument)

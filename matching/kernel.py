@@ -339,6 +339,20 @@ def _regrow(
     return (mem,)
 
 
+def grow_to(state: tuple, orders: int, levels: int, chunks: int) -> tuple:
+    """One regrow to at least these capacities (a snapshot load sizes the arena once
+    instead of copying it at every doubling); regions already big enough stay."""
+    (mem,) = state
+    want = {
+        "orders": orders if orders > mem[H_ORDER_CAP] else None,
+        "levels": levels if levels > mem[H_LEVEL_CAP] else None,
+        "chunks": chunks if chunks > mem[H_CHUNK_CAP] else None,
+    }
+    if all(v is None for v in want.values()):
+        return state
+    return _regrow(state, **want)
+
+
 def grow_orders(state: tuple, new_capacity: int) -> tuple:
     """A bigger order pool (and the heap and id table sized with it)."""
     return _regrow(state, orders=new_capacity)

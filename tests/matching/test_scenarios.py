@@ -35,6 +35,7 @@ from bookkit import (
 
 from matching import codes as c
 from matching import commands as cmd
+from matching import kernel as mk
 from matching.api import OrderBook
 from matching.codes import (
     CancelReason,
@@ -1320,3 +1321,33 @@ def test_queries_on_an_unlisted_instrument_raise_key_error(book: OrderBook) -> N
         book.depth(99)
     with pytest.raises(KeyError):
         book.level_orders(99, BUY, px(100))
+
+
+def test_restore_of_a_wide_book_sizes_the_pool_once_and_behaves_the_same() -> None:
+    """Thousands of orders on thousands of levels spread over many 4,096-tick bitmap
+    chunks, restored into the smallest pools (``_size_for`` grows the arena to fit before
+    loading): the restored book is the live one (hash, levels, and the events of orders
+    that sweep it)."""
+    rng = np.random.default_rng(5)
+    live = make_book(FastBook, (I1, I2))
+    oid = 0
+    for iid in (I1, I2):
+        for _ in range(2_500):
+            oid += 1
+            side = BUY if rng.random() < 0.5 else SELL
+            off = int(rng.integers(1, 60_000))  # up to ~15 chunks away from the middle
+            price = px(100_000 - off if side == BUY else 100_000 + off)
+            live.new_order(oid, int(rng.integers(1, 40)), iid, side, price, int(rng.integers(1, 9)))
+    small = BookConfig(initial_orders=1, initial_accounts=1)
+    restored = FastBook.restore(live.snapshot(), small)
+    assert int(restored.state[0][mk.H_ORDER_CAP]) >= live.open_order_count()
+    assert restored.state_hash() == live.state_hash()
+    for iid in (I1, I2):
+        for side in (BUY, SELL):
+            assert level_view(restored, iid, side) == level_view(live, iid, side)
+    sweep = [(oid + 1, I1, BUY, px(200_000)), (oid + 2, I2, SELL, px(1))]
+    for new_id, iid, side, price in sweep:
+        want = live.new_order(new_id, 99, iid, side, price, 5_000, tif=TimeInForce.IOC)
+        got = restored.new_order(new_id, 99, iid, side, price, 5_000, tif=TimeInForce.IOC)
+        assert want == got and len(want) > 100
+    assert restored.state_hash() == live.state_hash()
