@@ -25,6 +25,10 @@ from risk import kernel as rk
 from risk.config import RiskConfig
 from risk.state import RiskState
 
+# Positions ((account, instrument) rows) the risk arrays start with: 4 MiB with their map,
+# so a busy shard does not rehash them at every doubling on its way up.
+INITIAL_POSITIONS = 1 << 16
+
 
 class ExchangeCore:
     """Books + risk for one shard; single writer, no clock, no I/O."""
@@ -32,7 +36,7 @@ class ExchangeCore:
     def __init__(self, risk: RiskConfig | None = None, book: BookConfig | None = None) -> None:
         self.risk_config = risk or RiskConfig()
         self.book = FastBook(book)
-        self.risk = RiskState.create(self.risk_config)
+        self.risk = RiskState.create(self.risk_config, positions=INITIAL_POSITIONS)
         self._tick = ek.tick_row()
 
     @property

@@ -38,10 +38,11 @@ log = logging.getLogger(__name__)
 GENESIS = "genesis.json"
 # Replay runs the core on chunks the size of a live batch: its commands and events then
 # stay in the core's cache beside the book (64K-row chunks ran it about a third slower).
-REPLAY_CHUNK = 4096
+REPLAY_CHUNK = 8192
 # Chunks read ahead: more than a segment holds (~124), so the reader checks the next
 # segment while the core runs this one instead of waiting for the core to drain it.
 REPLAY_READ_AHEAD = 256
+INITIAL_ORDERS = 1 << 16
 PIPELINE_MIN_ROWS = 256  # smaller batches journal first: a thread hand-off costs more
 Subscriber = Callable[[np.ndarray], None]
 
@@ -70,7 +71,13 @@ class EngineConfig(BaseModel):
     snapshots_kept: int = Field(default=3, gt=0)
 
     def book_config(self) -> BookConfig:
-        return BookConfig(max_orders=self.max_orders, max_accounts=self.max_accounts)
+        """Pools start at an exchange's size (64K orders, about 10 MiB of arena), so a busy
+        engine or a replay does not re-lay the arena out at every doubling on the way."""
+        return BookConfig(
+            max_orders=self.max_orders,
+            max_accounts=self.max_accounts,
+            initial_orders=min(INITIAL_ORDERS, self.max_orders),
+        )
 
     def replay_identity(self) -> dict:
         """The part that decides what a journal means (fsync and snapshots do not)."""

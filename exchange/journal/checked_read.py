@@ -21,23 +21,25 @@ from pathlib import Path
 
 import numpy as np
 
-from exchange.journal.format import KIND_DATA, PIECE_BYTES, Scan, scan_segments
+from exchange.journal.format import KIND_DATA, PIECE_BYTES, Scan, list_segments, scan_segments
 from exchange.journal.rows import decode_rows
-from matching import hugepages
 
 CHUNK_ROWS = 65536
 
 
 class _ReusedBuffer:
-    """One buffer every segment is read into, on huge pages: a fresh 64 MiB allocation per
-    segment, faulted in 4 KiB at a time, costs more than reading the file does."""
+    """One buffer every segment is read into, sized once for the largest segment.
 
-    def __init__(self) -> None:
-        self._buf = memoryview(bytearray())
+    Plain pages, faulted in as the first read fills them: a fresh 64 MiB allocation per
+    segment, or one on huge pages (which can stall while the kernel compacts memory),
+    cost more than reading the file does."""
+
+    def __init__(self, size: int) -> None:
+        self._buf = memoryview(bytearray(size))
 
     def read(self, path: Path, size: int) -> memoryview:
-        if len(self._buf) < size:
-            self._buf = memoryview(hugepages.zeros(size, np.uint8))
+        if len(self._buf) < size:  # the segment grew since it was listed
+            self._buf = memoryview(bytearray(size))
         view = self._buf[:size]
         with open(path, "rb", buffering=0) as f:
             got = f.readinto(view)
@@ -56,7 +58,8 @@ def checked_rows(
     if chunk < 1:
         raise ValueError("chunk must be >= 1")
     result = Scan()
-    buffer = _ReusedBuffer()
+    sizes = [path.stat().st_size for _, path in list_segments(Path(directory))]
+    buffer = _ReusedBuffer(max(sizes, default=0))
     last = None  # the frames of the segment being read, and how many are handed out
     done = 0
     for data, frames, good in scan_segments(
