@@ -36,12 +36,12 @@ from risk.config import RiskConfig
 log = logging.getLogger(__name__)
 
 GENESIS = "genesis.json"
-# Replay runs the core on chunks the size of a live batch: its commands and events then
+# Replay runs the core on chunks of a couple of live batches: their commands and events
 # stay in the core's cache beside the book (64K-row chunks ran it about a third slower).
 REPLAY_CHUNK = 8192
-# Chunks read ahead: more than a segment holds (~124), so the reader checks the next
+# Chunks read ahead: more than a segment holds (~62), so the reader checks the next
 # segment while the core runs this one instead of waiting for the core to drain it.
-REPLAY_READ_AHEAD = 256
+REPLAY_READ_AHEAD = 128
 INITIAL_ORDERS = 1 << 16
 PIPELINE_MIN_ROWS = 256  # smaller batches journal first: a thread hand-off costs more
 Subscriber = Callable[[np.ndarray], None]
