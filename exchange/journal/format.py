@@ -549,7 +549,10 @@ def scan_reference(directory: Path) -> Scan:
     return result
 
 
-def scan(directory: Path, *, piece: int = 0) -> Scan:
+WHOLE_SEGMENT = 1 << 62  # a piece size that takes every segment in one piece
+
+
+def scan(directory: Path, *, piece: int = WHOLE_SEGMENT) -> Scan:
     """Check every segment's framing, CRCs, sequence numbers and hash chain.
 
     Never modifies anything. A damaged or incomplete final batch of the last segment is
@@ -561,29 +564,33 @@ def scan(directory: Path, *, piece: int = 0) -> Scan:
     """
     result = Scan()
     read: Reader = lambda path, _size: path.read_bytes()  # noqa: E731
-    for _ in scan_segments(directory, result, read, piece=piece or PIECE_BYTES):
+    for _ in scan_segments(directory, result, read, piece=piece):
         pass
     return result
 
 
 Reader = Callable[[Path, int], "bytes | bytearray | memoryview"]
-PIECE_BYTES = 4 << 20  # a segment is framed and checked this much at a time
 
 
 def scan_segments(
-    directory: Path, result: Scan, read: Reader, *, every: int = 1 << 62, piece: int = PIECE_BYTES
+    directory: Path,
+    result: Scan,
+    read: Reader,
+    *,
+    every: int = 1 << 62,
+    piece: int = WHOLE_SEGMENT,
 ) -> Iterator[tuple[np.ndarray, Frames, int]]:
     """``scan`` one segment at a time, filling ``result`` as it goes.
 
     Yields ``(data, frames, good)``: a segment's bytes as read by ``read(path, size)``,
-    frames of the part checked last (about ``piece`` bytes: a segment is framed and checked
-    a piece at a time), and how many of those frames belong to batches that passed every
-    check (CRC, sequence, count, hash chain). A yield comes after about ``every`` more
-    records are hashed and after each piece, so a caller (``replay``) can start on the
-    first rows long before the segment is checked to its end. The bytes stay valid until
-    the next segment is read, so a reader may hand out the same buffer again. Frames past
-    a problem are never counted as good; scanning stops at the segment where
-    ``result.problem`` or ``result.tail`` is set.
+    frames of the part checked last (about ``piece`` bytes: a segment can be framed and
+    checked a piece at a time; ``scan`` takes it whole), and how many of those frames
+    belong to batches that passed every check (CRC, sequence, count, hash chain). A yield
+    comes after about ``every`` more records are hashed and after each piece, so a caller
+    (``replay``) can start on the first rows long before the segment is checked to its
+    end. The bytes stay valid until the next segment is read, so a reader may hand out
+    the same buffer again. Frames past a problem are never counted as good; scanning
+    stops at the segment where ``result.problem`` or ``result.tail`` is set.
     """
     segments = list_segments(directory)
     expected = 1
