@@ -42,8 +42,13 @@ class _ReusedBuffer:
         if len(self._buf) < size:  # the segment grew since it was listed
             self._buf = memoryview(bytearray(size))
         view = self._buf[:size]
+        got = 0
         with open(path, "rb", buffering=0) as f:
-            got = f.readinto(view)
+            while got < size:  # one read() may return less than asked
+                n = f.readinto(view[got:])
+                if not n:
+                    break  # the file is shorter than when it was listed
+                got += n
         return view[:got]
 
 
