@@ -33,7 +33,7 @@ CLOCK_TICK = int(mc.CommandKind.CLOCK_TICK)
 LIST_INSTRUMENT = int(r.RiskCommandKind.LIST_INSTRUMENT)
 FIRST_RISK_KIND = int(r.RiskCommandKind.OPEN_ACCOUNT)
 EV_REJECTED = int(mc.EventKind.ORDER_REJECTED)
-# How far ahead positions are prefetched: the slot AHEAD commands before, the row half-way.
+# How far ahead the kernel prefetches: hash slots AHEAD commands before, rows half-way.
 AHEAD = 16
 
 

@@ -546,7 +546,8 @@ def prefetch_order_slot(m: np.ndarray, order_id: int) -> None:
 
 @njit(cache=True, inline="always")
 def prefetch_order_row(m: np.ndarray, order_id: int) -> None:
-    """Step two, once the slot is cached: load the order's row (two or three lines)."""
+    """Step two, once the slot is cached: load the order's row (two or three lines), if
+    the order sits in its home slot."""
     at = m[H_IDMAP] + 2 * _home(order_id, m[H_IDMAP_MASK])
     if order_id > 0 and m[at] == order_id:
         o = m[H_ORDERS] + m[at + 1] * OF
@@ -556,33 +557,34 @@ def prefetch_order_row(m: np.ndarray, order_id: int) -> None:
 
 
 @njit(cache=True, inline="always")
-def _level_home(m: np.ndarray, instr: int, side: int, price: int) -> int:
-    """Word index of the level map's home slot for a price, or -1 if the order is
-    malformed (the book rejects it later; here it only must not read out of bounds)."""
+def _level_slot(m: np.ndarray, instr: int, side: int, price: int) -> tuple[int, int]:
+    """(word index of the level map's home slot for a price, its key), or (-1, 0) if the
+    order is malformed: the book rejects it later, here it only must not read out of
+    bounds."""
     if instr < 0 or instr >= m[H_BOOK_CAP] or (side != BUY and side != SELL):
-        return -1
+        return -1, 0
     b = m[H_BOOKS] + instr * BF
     tick = m[b + B_TICK]
     off = price - m[b + B_MIN_PRICE]
     if tick <= 0 or off < 0:
-        return -1
+        return -1, 0
     key = _level_key(instr, side - 1, off // tick)
-    return m[H_LEVELMAP] + 2 * _home(key, m[H_LEVELMAP_MASK])
+    return m[H_LEVELMAP] + 2 * _home(key, m[H_LEVELMAP_MASK]), key
 
 
 @njit(cache=True, inline="always")
 def prefetch_level_slot(m: np.ndarray, instr: int, side: int, price: int) -> None:
     """Step one of finding an order's price level ahead of time."""
-    at = _level_home(m, instr, side, price)
+    at, _ = _level_slot(m, instr, side, price)
     if at >= 0:
         prefetch_word(m, at)
 
 
 @njit(cache=True, inline="always")
 def prefetch_level_row(m: np.ndarray, instr: int, side: int, price: int) -> None:
-    """Step two: the level row its home slot names, if that slot holds a level."""
-    at = _level_home(m, instr, side, price)
-    if at >= 0 and m[at] != 0:
+    """Step two: the level's row, if the level sits in its home slot."""
+    at, key = _level_slot(m, instr, side, price)
+    if at >= 0 and m[at] == key:
         lrow = m[H_LEVELS] + m[at + 1] * LF
         prefetch_word(m, lrow)
         prefetch_word(m, lrow + LF - 1)
