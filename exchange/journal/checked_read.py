@@ -31,16 +31,16 @@ PIECE_BYTES = 4 << 20  # checked this much at a time: the first rows come out af
 class _ReusedBuffer:
     """One buffer every segment is read into, sized once for the largest segment.
 
-    Plain pages, faulted in as the first read fills them: a fresh 64 MiB allocation per
-    segment, or one on huge pages (which can stall while the kernel compacts memory),
-    cost more than reading the file does."""
+    Plain pages, not zeroed, faulted in as the first read fills them: a fresh 64 MiB
+    allocation per segment, a zeroed one, or one on huge pages (which can stall while the
+    kernel compacts memory) cost more than reading the file does."""
 
     def __init__(self, size: int) -> None:
-        self._buf = memoryview(bytearray(size))
+        self._buf = memoryview(np.empty(size, np.uint8))  # not zeroed: the reads fill it
 
     def read(self, path: Path, size: int) -> memoryview:
         if len(self._buf) < size:  # the segment grew since it was listed
-            self._buf = memoryview(bytearray(size))
+            self._buf = memoryview(np.empty(size, np.uint8))
         view = self._buf[:size]
         got = 0
         with open(path, "rb", buffering=0) as f:
