@@ -135,7 +135,9 @@ def run_engine_batch(book, rs, cmds, start, end, ev, n, tick, max_accounts):
             continue
         old_price = 0
         old_leaves = 0
+        validated = False
         if kind == NEW_ORDER and mk._validate_new(m, cm, i) == 0:
+            validated = True
             instr = cm[i, mc.C_INSTRUMENT]
             code = rk.check_new(
                 rs,
@@ -183,7 +185,7 @@ def run_engine_batch(book, rs, cmds, start, end, ev, n, tick, max_accounts):
                         n = rk.reject_command(ev, n, cm, i, code)
                         continue
         n0 = n
-        status, _, ev, n = mk.run_batch(book, cm, np.int64(i), np.int64(i + 1), ev, n)
+        status, _, ev, n = mk.run_batch(book, cm, np.int64(i), np.int64(i + 1), ev, n, validated)
         if status != DONE:
             return status, i, ev, n
         rk.apply_events(rs, ev, n0, n, cm[i, mc.C_PRICE], old_price, old_leaves)

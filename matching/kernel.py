@@ -1320,8 +1320,9 @@ def _check_price_qty(m, b, price, qty) -> int:
 
 
 @njit(cache=True, inline="always")
-def _new_order_enter(m, cmds, i, ev, n):
-    """Validate and acknowledge a new order. Returns ``(n, whether it goes on to trade)``."""
+def _new_order_enter(m, cmds, i, ev, n, validated):
+    """Validate (unless the caller just did) and acknowledge a new order. Returns
+    ``(n, whether it goes on to trade)``."""
     seq = cmds[i, c.C_SEQ]
     instr = cmds[i, c.C_INSTRUMENT]
     oid = cmds[i, c.C_ORDER_ID]
@@ -1329,7 +1330,7 @@ def _new_order_enter(m, cmds, i, ev, n):
     side = cmds[i, c.C_SIDE]
     price = cmds[i, c.C_PRICE]
     qty = cmds[i, c.C_QTY]
-    code = _validate_new(m, cmds, i)
+    code = RJ_OK if validated else _validate_new(m, cmds, i)
     if code != RJ_OK:
         n = _put(ev, n, seq, EV_REJECTED, instr, oid, acct, side, price, qty, 0, 0, 0, 0,
                  code, 0, 0)  # fmt: skip
@@ -1587,13 +1588,16 @@ def _needs_growth(m, cmds, i) -> int:
 
 
 @njit(cache=True)
-def run_batch(state, cmds, start, end, ev, n):
+def run_batch(state, cmds, start, end, ev, n, validated=False):
     """Process ``cmds[start:end]``, writing events into ``ev`` from row ``n``.
 
     Returns ``(status, next index, ev, events written)``. A status other than DONE
     means the command at ``next index`` did not run: a pool must grow (GROW_*) or the
     event buffer must be drained or enlarged (NEED_EVENT_ROOM); nothing of it has been
     applied except GTD expiries already due, so the caller acts and calls again.
+    ``validated`` says a one-command call's NEW_ORDER already passed ``_validate_new``
+    against this state (the engine validates before its risk check), so it is not
+    checked twice.
     """
     m = _borrow(state[0])
     cm = _borrow(cmds)
@@ -1619,7 +1623,7 @@ def run_batch(state, cmds, start, end, ev, n):
         trades = False
         t_oid = t_acct = t_stp = t_leaves = t_filled = t_qty = 0
         if kind == NEW_ORDER:
-            n, trades = _new_order_enter(m, cm, i, out, n)
+            n, trades = _new_order_enter(m, cm, i, out, n, validated)
             t_oid = cm[i, c.C_ORDER_ID]
             t_acct = cm[i, c.C_ACCOUNT]
             t_stp = cm[i, c.C_STP]
