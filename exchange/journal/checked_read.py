@@ -16,8 +16,10 @@ it have been handed out.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -29,27 +31,59 @@ PIECE_BYTES = 4 << 20  # checked this much at a time: the first rows come out af
 
 
 class _ReusedBuffer:
-    """One buffer every segment is read into, sized once for the largest segment.
+    """One buffer every segment is read into, sized once for the largest segment, and
+    filled a piece at a time as the scan asks for it (``fill``), so checking starts
+    before the whole segment is read (it may have to come from disk).
 
-    Plain pages, not zeroed, faulted in as the first read fills them: a fresh 64 MiB
-    allocation per segment, a zeroed one, or one on huge pages (which can stall while the
-    kernel compacts memory) cost more than reading the file does."""
+    Plain pages, not zeroed, faulted in as the reads fill them: a fresh 64 MiB allocation
+    per segment, a zeroed one, or one on huge pages (which can stall while the kernel
+    compacts memory) cost more than reading the file does."""
 
     def __init__(self, size: int) -> None:
         self._buf = memoryview(np.empty(size, np.uint8))  # not zeroed: the reads fill it
+        self._file: BinaryIO | None = None
+        self._view = self._buf[:0]
+        self._filled = 0
 
     def read(self, path: Path, size: int) -> memoryview:
+        """The segment's buffer, to be filled by ``fill``."""
+        self.close()
         if len(self._buf) < size:  # the segment grew since it was listed
             self._buf = memoryview(np.empty(size, np.uint8))
-        view = self._buf[:size]
-        got = 0
+        self._file = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by fill/close
+        self._view = self._buf[:size]
+        self._filled = 0
+        return self._view
+
+    def fill(self, upto: int) -> None:
+        """Read the segment up to byte ``upto``. Bytes a shorter file does not have read
+        as zeros, which the scan then finds damaged (the file changed under the reader)."""
+        upto = min(upto, len(self._view))
+        while self._filled < upto and self._file is not None:
+            n = self._file.readinto(self._view[self._filled : upto])
+            if not n:  # one read() may return less than asked; none means the end
+                self._view[self._filled :] = bytes(len(self._view) - self._filled)
+                self._filled = len(self._view)
+                break
+            self._filled += n
+        if self._filled == len(self._view):
+            self.close()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def _read_ahead(paths: list[Path]) -> None:
+    """Ask the kernel to start reading every segment now (a cold journal comes from disk
+    while the first segment is checked and run)."""
+    advise = getattr(os, "posix_fadvise", None)
+    if advise is None:
+        return
+    for path in paths:
         with open(path, "rb", buffering=0) as f:
-            while got < size:  # one read() may return less than asked
-                n = f.readinto(view[got:])
-                if not n:
-                    break  # the file is shorter than when it was listed
-                got += n
-        return view[:got]
+            advise(f.fileno(), 0, 0, os.POSIX_FADV_WILLNEED)
 
 
 def checked_rows(
@@ -64,18 +98,22 @@ def checked_rows(
     if chunk < 1:
         raise ValueError("chunk must be >= 1")
     result = Scan()
-    sizes = [path.stat().st_size for _, path in list_segments(Path(directory))]
-    buffer = _ReusedBuffer(max(sizes, default=0))
+    paths = [path for _, path in list_segments(Path(directory))]
+    _read_ahead(paths[1:])  # the first is read piece by piece now, not queued behind
+    buffer = _ReusedBuffer(max((p.stat().st_size for p in paths), default=0))
     last = None  # the frames of the segment being read, and how many are handed out
     done = 0
-    for data, frames, good in scan_segments(
-        Path(directory), result, buffer.read, every=chunk, piece=piece
-    ):
-        if frames is not last:
-            last, done = frames, 0
-        pick = done + np.flatnonzero(frames.kind[done:good] == KIND_DATA)
-        done = good
-        for k in range(0, pick.shape[0], chunk):
-            yield decode_rows(data, frames, pick[k : k + chunk])
+    try:
+        for data, frames, good in scan_segments(
+            Path(directory), result, buffer.read, every=chunk, piece=piece, fill=buffer.fill
+        ):
+            if frames is not last:
+                last, done = frames, 0
+            pick = done + np.flatnonzero(frames.kind[done:good] == KIND_DATA)
+            done = good
+            for k in range(0, pick.shape[0], chunk):
+                yield decode_rows(data, frames, pick[k : k + chunk])
+    finally:
+        buffer.close()
     if result.problem is not None:
         raise result.problem

@@ -473,6 +473,18 @@ def _find_later_batch(buf: bytes, damage: int, batch_first: int) -> int | None:
     return None
 
 
+def _whole_record_at(data: np.ndarray, pos: int) -> bool:
+    """Whether a well-framed record starts at ``pos`` and ends inside ``data`` (what
+    ``_record_end`` says, in Python: called once per piece, it is not worth a compiled
+    call, which a fresh process would first have to load)."""
+    if len(data) - pos < HEADER_SIZE:
+        return False
+    magic, version, kind, length, _seq = HEAD.unpack_from(data, pos)
+    if magic != MAGIC or version != VERSION or kind not in (KIND_DATA, KIND_TRAILER):
+        return False
+    return pos + HEADER_SIZE + length <= len(data)
+
+
 def _peek_length(buf: bytes, pos: int) -> int:
     if len(buf) - pos < HEAD.size:
         return 0
@@ -579,6 +591,7 @@ def scan_segments(
     *,
     every: int = 1 << 62,
     piece: int = WHOLE_SEGMENT,
+    fill: Callable[[int], None] | None = None,
 ) -> Iterator[tuple[np.ndarray, Frames, int]]:
     """``scan`` one segment at a time, filling ``result`` as it goes.
 
@@ -591,6 +604,10 @@ def scan_segments(
     end. The bytes stay valid until the next segment is read, so a reader may hand out
     the same buffer again. Frames past a problem are never counted as good; scanning
     stops at the segment where ``result.problem`` or ``result.tail`` is set.
+
+    With ``fill``, ``read`` may return the buffer before its bytes are in: ``fill(n)`` is
+    called before the first ``n`` bytes are looked at, so a piece is checked as soon as it
+    has been read rather than after the whole segment.
     """
     segments = list_segments(directory)
     expected = 1
@@ -602,7 +619,7 @@ def scan_segments(
             return
         buf = read(path, path.stat().st_size)
         is_last = n == len(segments) - 1
-        yield from _scan_segment(result, path, first_seq, buf, is_last, every, piece)
+        yield from _scan_segment(result, path, first_seq, buf, is_last, every, piece, fill)
         if result.problem is not None or result.tail is not None:
             return
         expected = result.last_seq + 1
@@ -616,6 +633,7 @@ def _scan_segment(
     is_last: bool,
     every: int,
     piece: int,
+    fill: Callable[[int], None] | None,
 ) -> Iterator[tuple[np.ndarray, Frames, int]]:
     """Check one segment into ``result``, a piece at a time, yielding as ``scan_segments``
     describes. A piece ends at ``piece`` bytes; a record cut by that boundary is not
@@ -629,6 +647,8 @@ def _scan_segment(
     step = piece
     while True:
         limit = size if size - pos <= step else pos + step
+        if fill is not None:
+            fill(limit)
         frames = frame_records(data[:limit], pos)
         bad = frames.first_bad_crc()
         good = len(frames) if bad is None else bad
@@ -679,7 +699,9 @@ def _scan_segment(
             result.problem = JournalCorrupt("malformed batch trailer", path, int(frames.offset[at]))
             return
         cut_by_boundary = limit < size and bad is None
-        if cut_by_boundary and (frames.stop == limit or _record_end(data, frames.stop) >= 0):
+        if cut_by_boundary and fill is not None:
+            fill(frames.stop + HEADER_SIZE)  # the header of the record the piece cut
+        if cut_by_boundary and (frames.stop == limit or _whole_record_at(data, frames.stop)):
             step = piece if hashed else 2 * step  # a batch larger than a piece: widen
             continue
         damage = frames.stop if bad is None else int(frames.offset[bad])
@@ -687,6 +709,8 @@ def _scan_segment(
     seg.size = pos
     if pos == size:
         return
+    if fill is not None:
+        fill(size)  # what follows the damage decides between a torn tail and corruption
     reason = "incomplete batch (no trailer)" if damage == size else "torn or corrupt record"
     later = _find_later(TABLES, data, damage, result.last_seq + 1) if damage < size else -1
     if not is_last or later >= 0:
