@@ -27,7 +27,7 @@ from exchange.journal.format import KIND_DATA, Scan, list_segments, scan_segment
 from exchange.journal.rows import decode_rows
 
 CHUNK_ROWS = 65536
-PIECE_BYTES = 4 << 20  # checked this much at a time: the first rows come out after ~20 ms
+PIECE_BYTES = 4 << 20  # read and checked this much at a time, so the first rows come out early
 
 
 class _ReusedBuffer:
