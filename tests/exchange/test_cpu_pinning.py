@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import threading
 
+import pytest
+
 from exchange.cpu_pinning import core_cpu, pin_helper
 
 
@@ -35,9 +37,6 @@ def test_core_thread_gets_one_cpu_and_helpers_the_rest() -> None:
 
 def test_pinning_is_undone_when_the_block_raises() -> None:
     allowed = os.sched_getaffinity(0)
-    try:
-        with core_cpu():
-            raise RuntimeError("replay failed")
-    except RuntimeError:
-        pass
+    with pytest.raises(RuntimeError, match="replay failed"), core_cpu():
+        raise RuntimeError("replay failed")
     assert os.sched_getaffinity(0) == allowed
