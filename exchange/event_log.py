@@ -45,6 +45,15 @@ _PAIR = struct.Struct("<qq")
 class EventLog:
     """One writer (the engine) and any number of readers, in or out of its process."""
 
+    directory: Path
+    writable: bool
+    _data: int  # file descriptors
+    _times: int
+    _head: int
+    _rows: int
+    _last_seq: int
+    _pairs: int
+
     def __init__(self) -> None:
         raise TypeError("use EventLog.open(directory)")
 

@@ -122,7 +122,7 @@ class RiskState:
 
     def to_bytes(self) -> bytes:
         buf = io.BytesIO()
-        np.savez(buf, **self.used())
+        np.savez(buf, **self.used())  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle
         return buf.getvalue()
 
     @classmethod

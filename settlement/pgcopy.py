@@ -24,16 +24,19 @@ def encode(rows: np.ndarray, columns: Sequence[str]) -> memoryview:
     ``columns`` picks and orders the fields; each field's width (2, 4 or 8 bytes) must be
     the width of the table's column (smallint, integer, bigint).
     """
+    columns_of = rows.dtype.fields
+    if columns_of is None:
+        raise TypeError("rows must be a structured array")
     fields = []
     for i, name in enumerate(columns):
-        dt = rows.dtype.fields[name][0]
+        dt = columns_of[name][0]
         if dt.kind != "i" or dt.itemsize not in _PG_TYPES:
             raise TypeError(f"{name}: only int16/int32/int64 columns, not {dt}")
         fields += [(f"l{i}", ">i4"), (f"v{i}", f">i{dt.itemsize}")]
     out = np.empty(len(rows), dtype=np.dtype([("n", ">i2"), *fields]))
     out["n"] = len(columns)
     for i, name in enumerate(columns):
-        out[f"l{i}"] = rows.dtype.fields[name][0].itemsize
+        out[f"l{i}"] = columns_of[name][0].itemsize
         out[f"v{i}"] = rows[name]
     # a memoryview, not bytes: asyncpg would take bytes for a file path
     return memoryview(b"".join((_HEADER, out.tobytes(), _TRAILER)))

@@ -102,7 +102,7 @@ class BookClient:
         if self.seq < 0 and not await self.sync():
             return 0
         key = self.keys.book(self.instrument)
-        reply = await self.redis.xread({key: f"{self.seq}-0"}, count=count, block=block_ms)
+        reply: Any = await self.redis.xread({key: f"{self.seq}-0"}, count=count, block=block_ms)
         updates = [
             update
             for _stream, entries in reply
@@ -185,6 +185,7 @@ async def candle_history(
     key = (keys or Keys()).candle_history(instrument, interval)
     low = "-inf" if start_ns is None else candle_score(start_ns)
     high = "+inf" if end_ns is None else candle_score(end_ns)
+    raw: Any
     if limit is None:
         raw = await redis.zrangebyscore(key, low, high)
     else:

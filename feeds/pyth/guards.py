@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -52,7 +53,7 @@ class OracleGuard:
     limits: Mapping[str, GuardLimits] = field(default_factory=dict)
 
     @classmethod
-    def from_risk(cls, risk: RiskConfig, **overrides: object) -> OracleGuard:
+    def from_risk(cls, risk: RiskConfig, **overrides: Any) -> OracleGuard:
         """The same age and confidence limits risk applies to collateral, per asset."""
         return cls(
             {

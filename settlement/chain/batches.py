@@ -92,7 +92,7 @@ class Settler:
 
     async def cut(self) -> list[CutBatch]:
         """Cut batches from every fill after the cursor (up to the log's head now)."""
-        out = []
+        out: list[CutBatch] = []
         while True:
             cursor = await read_cursor(self._pool)
             rows, new_cursor = next_chunk(self._events, cursor, self.max_rows)

@@ -12,6 +12,7 @@ differently (already landed, blockhash expired, program error).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
@@ -164,7 +165,7 @@ class ChainRpc:
         for i in range(0, len(pubkeys), MULTIPLE_ACCOUNTS_MAX):
             chunk = list(pubkeys[i : i + MULTIPLE_ACCOUNTS_MAX])
             resp = await self._call(
-                "getMultipleAccounts", lambda chunk=chunk: self._client.get_multiple_accounts(chunk)
+                "getMultipleAccounts", functools.partial(self._client.get_multiple_accounts, chunk)
             )
             out.extend(None if a is None else bytes(a.data) for a in resp.value)
         return out
@@ -184,8 +185,8 @@ class ChainRpc:
             chunk = list(signatures[i : i + SIGNATURE_STATUSES_MAX])
             resp = await self._call(
                 "getSignatureStatuses",
-                lambda chunk=chunk: self._client.get_signature_statuses(
-                    chunk, search_transaction_history=True
+                functools.partial(
+                    self._client.get_signature_statuses, chunk, search_transaction_history=True
                 ),
             )
             for status in resp.value:
@@ -226,7 +227,7 @@ class ChainRpc:
 
 def _classify(exc: RPCException) -> SendResult:
     payload = exc.args[0] if exc.args else None
-    err, logs = None, ()
+    err, logs = None, tuple[str, ...]()
     if isinstance(payload, SendTransactionPreflightFailureMessage):
         err = payload.data.err
         logs = tuple(payload.data.logs or ())

@@ -233,6 +233,7 @@ class Sender:
 
         async def one(t: _Open) -> tuple[_Open, SendResult]:
             async with gate:
+                assert t.raw is not None  # an open transaction was signed before it is sent
                 return t, await self._ctx.rpc.send(t.raw)
 
         outcomes = await asyncio.gather(*(one(t) for t in txs), return_exceptions=True)
@@ -266,7 +267,9 @@ class Sender:
         if not txs:
             return
         rpc = self._ctx.rpc
-        statuses = await rpc.signature_statuses([Signature.from_string(t.signature) for t in txs])
+        statuses = await rpc.signature_statuses(
+            [Signature.from_string(t.signature or "") for t in txs]
+        )
         confirmed: list[_Open] = []
         failed: list[tuple[_Open, str]] = []
         unknown: list[_Open] = []
@@ -285,7 +288,7 @@ class Sender:
             for t, landed in zip(unknown, markers, strict=True):
                 if landed:
                     confirmed.append(t)  # under this or an earlier signature
-                elif height > t.last_valid:
+                elif t.last_valid is not None and height > t.last_valid:
                     if t.error is not None and t.signs >= self.max_signs[t.purpose]:
                         failed.append((t, t.error))
                     else:

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import asyncpg
+from solana.rpc.commitment import Commitment
 
 from settlement.chain.batches import CutBatch, JournalHead, Settler, read_cursor
 from settlement.chain.config import ChainConfig
@@ -60,6 +61,21 @@ class StepReport:
 
 
 class ChainSettlement:
+    config: ChainConfig
+    pool: asyncpg.Pool
+    rpc: ChainRpc
+    ctx: ChainContext
+    vaults: Vaults
+    sender: Sender
+    deposits: DepositWatcher
+    withdrawals: Withdrawals
+    settler: Settler
+    events: EventSource
+    engine_seq: EngineSeq | None
+    last_reconcile: ReconcileReport | None
+    _lock: asyncpg.pool.PoolConnectionProxy | None
+    _next_deposit_poll: float
+
     def __init__(self) -> None:
         raise TypeError("use await ChainSettlement.open(...)")
 
@@ -89,15 +105,15 @@ class ChainSettlement:
         self.pool = pool
         self.rpc = ChainRpc(
             url,
-            commitment=config.commitment,
+            commitment=Commitment(config.commitment),
             timeout=config.rpc_timeout_s,
             backoff=Backoff(retry_for=config.rpc_retry_for_s),
         )
-        self._lock: asyncpg.pool.PoolConnectionProxy | None = None
+        self._lock = None
         try:
             await self._take_lock()
             authority = load_authority(config.settlement_authority, create=local)
-            self.ctx: ChainContext = await bootstrap(pool, self.rpc, authority, config, local=local)
+            self.ctx = await bootstrap(pool, self.rpc, authority, config, local=local)
             self.vaults = Vaults(pool, self.ctx)
             await self.vaults.load()
             await self.vaults.ensure()
@@ -115,7 +131,7 @@ class ChainSettlement:
             )
             self.events = events
             self.engine_seq = engine_seq
-            self.last_reconcile: ReconcileReport | None = None
+            self.last_reconcile = None
             self._next_deposit_poll = 0.0
             await self.deposits.recover()
             await self.withdrawals.recover()
@@ -195,7 +211,7 @@ class ChainSettlement:
                             self.rpc, self.ctx.authority_key, self.config.local_airdrop_lamports
                         )
                 failures = 0
-            except (ChainUnavailable, *TRANSIENT) as exc:
+            except (ChainUnavailable, *TRANSIENT) as exc:  # type: ignore[misc]
                 delay = min(5.0, 0.1 * 2**failures)
                 failures += 1
                 log.warning("chain settlement paused (%s); retry in %.1f s", exc, delay)

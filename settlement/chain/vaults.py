@@ -105,7 +105,7 @@ class Vaults:
     async def _create(self, vaults: list[Vault]) -> None:
         authority = self._ctx.authority_key
         groups: list[list[Instruction]] = []
-        sizer, current = TxSizer(authority), []
+        sizer, current = TxSizer(authority), list[Instruction]()
         for v in vaults:
             ixs = programs.create_vault(authority, v.seed, self._ctx.mint(v.ref.asset).address)
             if current and not sizer.fits(ixs):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeGuard
 
 from solders.account import Account
 from spl.token.constants import TOKEN_2022_PROGRAM_ID
@@ -37,7 +37,7 @@ def check_data_slice(config: dict[str, Any]) -> tuple[int, int] | None:
     return offset, length
 
 
-def _is_uint(v: Any) -> bool:
+def _is_uint(v: Any) -> TypeGuard[int]:
     return isinstance(v, int) and not isinstance(v, bool) and v >= 0
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -569,6 +570,14 @@ class Methods:
         return self.chain.height
 
 
+def _has_size(data: bytes, *, size: int) -> bool:
+    return len(data) == size
+
+
+def _bytes_at(data: bytes, *, offset: int, expected: bytes) -> bool:
+    return data[offset : offset + len(expected)] == expected
+
+
 def _account_filters(raw: Any) -> list[Callable[[bytes], bool]]:
     """getProgramAccounts filters: dataSize and memcmp (base58 or base64 bytes)."""
     if raw is None:
@@ -579,13 +588,13 @@ def _account_filters(raw: Any) -> list[Callable[[bytes], bool]]:
     for f in raw:
         if isinstance(f, dict) and "dataSize" in f:
             size = p.uint(f["dataSize"], "dataSize")
-            out.append(lambda d, size=size: len(d) == size)
+            out.append(functools.partial(_has_size, size=size))
         elif isinstance(f, dict) and isinstance(f.get("memcmp"), dict):
             mc = f["memcmp"]
             offset = p.uint(mc.get("offset"), "memcmp.offset")
             enc = mc.get("encoding", "base58")
             raw_bytes = p.decode_wire(mc.get("bytes"), enc, "memcmp bytes", limit=128)
-            out.append(lambda d, o=offset, b=raw_bytes: d[o : o + len(b)] == b)
+            out.append(functools.partial(_bytes_at, offset=offset, expected=raw_bytes))
         else:
             raise invalid_params(f"Invalid params: unsupported filter {f!r}")
     return out

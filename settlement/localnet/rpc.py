@@ -50,7 +50,8 @@ class JsonRpc:
             reply = _error(reply_id, METHOD_NOT_FOUND, "Method not found")
         else:
             try:
-                reply = {"jsonrpc": "2.0", "result": fn(request.get("params")), "id": reply_id}
+                params: Any = request.get("params")  # JSON: each method checks its shape
+                reply = {"jsonrpc": "2.0", "result": fn(params), "id": reply_id}
             except RpcError as exc:
                 reply = {"jsonrpc": "2.0", "error": exc.to_json(), "id": reply_id}
             except (KeyboardInterrupt, SystemExit):
