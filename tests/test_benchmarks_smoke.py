@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 from typing import Any
 
 import numpy as np
 import orjson
 import pytest
 
+import benchmarks
 from benchmarks import engine as engine_bench
 from benchmarks import engine_workload as ewl
 from benchmarks import harness, latency
@@ -306,9 +308,19 @@ def test_optional_targets_are_left_out_when_their_part_did_not_run() -> None:
 def test_every_benchmark_takes_the_shared_options(
     name: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    module = importlib.import_module(f"benchmarks.{name}")
-    with pytest.raises(SystemExit) as exit_info:
-        module.main(["--help"])
+    """``--help`` only. A module this test imports is forgotten again, so that a later test
+    can still see the settlement benchmark without its chain part."""
+    qualified = f"benchmarks.{name}"
+    imported_here = qualified not in sys.modules
+    try:
+        module = importlib.import_module(qualified)
+        with pytest.raises(SystemExit) as exit_info:
+            module.main(["--help"])
+    finally:
+        if imported_here:
+            sys.modules.pop(qualified, None)
+            if hasattr(benchmarks, name):
+                delattr(benchmarks, name)
     assert exit_info.value.code == 0
     usage = capsys.readouterr().out
     assert f"python -m benchmarks.{name}" in usage
