@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
 import sys
 import tempfile
 import time
@@ -35,10 +34,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 
 from benchmarks import engine_workload as wl
-from benchmarks import probes
+from benchmarks import harness, probes
 from exchange.codes import EventKind, RejectCode
 from exchange.core import ExchangeCore
 from exchange.engine import Engine, EngineConfig, replay
@@ -51,7 +49,7 @@ from matching.spec import InstrumentSpec
 SETUP_BATCH = 65_536  # rows per submit while setting up (untimed)
 NO_AUTO_SNAPSHOT = 1 << 62  # snapshot_every: the timed runs take no snapshot mid-flow
 
-TARGETS = {  # metric: (comparison, bound)
+TARGETS: dict[str, harness.Target] = {
     "commands_per_s": (">=", 1_000_000),
     "replay_commands_per_s": (">=", 2_000_000),
     "recovery_s": ("<=", 2.0),
@@ -336,8 +334,8 @@ def measure_flow(sizes: Sizes, progress: Callable[[str], None]) -> dict[str, Any
         "commands_per_s_with_event_hash": hashed["commands_per_s"],
         "commands_per_s_no_journal": best_base["commands_per_s"],
         "commands_per_s_no_journal_runs": [x["commands_per_s"] for x in base],
-        "journal_cost_ratio": round(best_base["commands_per_s"] / best["commands_per_s"], 3),
-        "event_hash_cost_ratio": round(best["commands_per_s"] / hashed["commands_per_s"], 3),
+        "journal_cost_ratio": harness.ratio(best_base["commands_per_s"], best["commands_per_s"], 3),
+        "event_hash_cost_ratio": harness.ratio(best["commands_per_s"], hashed["commands_per_s"], 3),
         "matching_only_commands_per_s": matching_rate,
         "replay_commands_per_s": rep["commands_per_s"],
         "replay_commands": rep["commands"],
@@ -446,15 +444,6 @@ def warm_up() -> float:
     return round(time.perf_counter() - t, 2)
 
 
-def targets(result: dict[str, Any]) -> dict[str, Any]:
-    out = {}
-    for key, (op, bound) in TARGETS.items():
-        value = result[key]
-        met = value >= bound if op == ">=" else value <= bound
-        out[key] = {"target": f"{op} {bound:,}", "value": value, "met": bool(met)}
-    return out
-
-
 NOTES = [
     "commands_per_s: the order flow (not the untimed setup) through Engine.submit in "
     "`batch`-row batches: sequencer, journal append (FsyncPolicy.BATCH, temp dir on this "
@@ -502,7 +491,7 @@ def run(
     sizes: Sizes, quick: bool, progress: Callable[[str], None], *, warmup: bool = True
 ) -> dict[str, Any]:
     """Everything, as one JSON-ready dict; ``warmup=False`` only for tests at tiny sizes."""
-    result: dict[str, Any] = {"quick": quick, "machine": probes.machine_info()}
+    result = harness.start(quick)
     if warmup:
         progress("warm-up: every compiled path on a small engine")
         result["warmup_s"] = warm_up()
@@ -522,23 +511,10 @@ def run(
     for key in ("resting_orders", "snapshot_write_s", "snapshot_load_s", "snapshot_mb"):
         result[key] = snap[key]
     result["recovery_s"] = snap["recovery_s"]
-    result["targets"] = targets(result)
-    result["peak_rss_mb"] = round(probes.peak_rss_mb(), 1)
-    result["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    result["notes"] = NOTES
-    return result
+    return harness.finish(result, targets=TARGETS, notes=NOTES)
 
 
 def print_table(result: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console()
-    if console.width < 100:
-        console = Console(width=100)
-    t = Table(title=f"Engine throughput ({result['commands']:,} commands, quick={result['quick']})")
-    t.add_column("measure")
-    t.add_column("value", justify="right")
     rows = [
         ("Engine.submit, commands/s", f"{result['commands_per_s']:,}"),
         ("  ... with event hash", f"{result['commands_per_s_with_event_hash']:,}"),
@@ -555,37 +531,19 @@ def print_table(result: dict[str, Any]) -> None:
         ("recovery (Engine.open), s", str(result["recovery_s"])),
         ("peak RSS, MB", str(result["peak_rss_mb"])),
     ]
-    for name, value in rows:
-        t.add_row(name, value)
-    console.print(t)
-    t = Table(title="Targets")
-    for col in ("metric", "target", "value", "met"):
-        t.add_column(col, justify="left" if col == "metric" else "right")
-    for key, v in result["targets"].items():
-        t.add_row(key, v["target"], f"{v['value']:,}", "yes" if v["met"] else "NO")
-    console.print(t)
+    harness.print_measures(
+        f"Engine throughput ({result['commands']:,} commands, quick={result['quick']})", rows
+    )
     stages = ", ".join(f"{k} {v} s" for k, v in result["stage_seconds_hashed_run"].items())
-    console.print(f"hashed run by stage: {stages}")
+    harness.console().print(f"hashed run by stage: {stages}")
+
+
+def _from_args(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, Any]:
+    return run(QUICK if args.quick else FULL, args.quick, progress)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.engine", description=__doc__)
-    parser.add_argument("--json", action="store_true", help="print one JSON document")
-    parser.add_argument("--quick", action="store_true", help="smaller counts, under a minute")
-    args = parser.parse_args(argv)
-    sizes = QUICK if args.quick else FULL
-
-    def progress(msg: str) -> None:
-        print(f"[benchmarks.engine] {msg}", file=sys.stderr, flush=True)
-
-    t = time.perf_counter()
-    result = run(sizes, args.quick, progress)
-    result["total_s"] = round(time.perf_counter() - t, 1)
-    if args.json:
-        sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
-    else:
-        print_table(result)
-    return 0
+    return harness.main("engine", _from_args, print_table, description=__doc__, argv=argv)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,14 +45,14 @@ import orjson
 from redis.asyncio import Redis
 
 from benchmarks import engine_workload as wl
-from benchmarks import probes
+from benchmarks import harness
 from exchange.engine import Engine, EngineConfig
 from feeds.marketdata.builder import MarketDataBuilder
 from feeds.marketdata.feed import MarketDataFeed
 from feeds.marketdata.keys import Keys
 from feeds.redis_conn import resolve_url
 
-TARGETS = {  # metric: (comparison, bound)
+TARGETS: dict[str, harness.Target] = {
     "updates_per_s": (">=", 50_000),
     "publish_lag_p99_ms": ("<=", 5.0),
 }
@@ -191,7 +192,7 @@ async def measure_throughput(
         "updates_per_command": round(best["updates"] / rec.commands, 3),
         "unbatched_updates_per_s": base["updates_per_s"],
         "unbatched_updates": base["updates"],
-        "batched_vs_unbatched": round(best["updates_per_s"] / base["updates_per_s"], 2),
+        "batched_vs_unbatched": harness.ratio(best["updates_per_s"], base["updates_per_s"], 2),
         "build_only_updates_per_s": build["updates_per_s"],
     }
 
@@ -294,18 +295,6 @@ async def _paced(
         gc.unfreeze()
 
 
-def targets(result: dict[str, Any]) -> dict[str, Any]:
-    out = {}
-    for key, (op, bound) in TARGETS.items():
-        value = result.get(key)
-        if value is None:
-            out[key] = {"target": f"{op} {bound:,}", "value": None, "met": False}
-            continue
-        met = value >= bound if op == ">=" else value <= bound
-        out[key] = {"target": f"{op} {bound:,}", "value": value, "met": bool(met)}
-    return out
-
-
 NOTES = [
     "Workload: benchmarks/engine_workload.py order flow (passive GTC orders resting 10-300 "
     "ticks from the reference and later replaced or cancelled, zone orders that trade or "
@@ -332,7 +321,7 @@ NOTES = [
 
 
 async def run_async(sizes: Sizes, quick: bool, progress: Any) -> dict[str, Any]:
-    result: dict[str, Any] = {"quick": quick, "machine": probes.machine_info()}
+    result = harness.start(quick)
     url = resolve_url()
     result["redis"] = "configured" if os.environ.get("CX_REDIS_URL") else url.split(":")[0]
     prefix = f"cx-bench:{uuid.uuid4().hex[:12]}"
@@ -362,10 +351,7 @@ async def run_async(sizes: Sizes, quick: bool, progress: Any) -> dict[str, Any]:
     finally:
         await _clean(redis, Keys(prefix))
         await redis.aclose()
-    result["targets"] = targets(result)
-    result["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    result["notes"] = NOTES
-    return result
+    return harness.finish(result, targets=TARGETS, notes=NOTES)
 
 
 def run(sizes: Sizes, quick: bool, progress: Any) -> dict[str, Any]:
@@ -373,7 +359,7 @@ def run(sizes: Sizes, quick: bool, progress: Any) -> dict[str, Any]:
 
 
 def print_table(result: dict[str, Any]) -> None:
-    for key in (
+    keys = (
         "updates_per_s",
         "unbatched_updates_per_s",
         "batched_vs_unbatched",
@@ -382,29 +368,16 @@ def print_table(result: dict[str, Any]) -> None:
         "publish_lag_p99_ms",
         "publish_lag_max_ms",
         "lag_achieved_updates_per_s",
-    ):
-        print(f"{key:>28}: {result.get(key)}")
-    for key, t in result["targets"].items():
-        print(f"{key:>28}: {t['value']} (target {t['target']}: {'met' if t['met'] else 'NOT met'})")
+    )
+    harness.print_measures("Market data", [(key, harness.fmt(result.get(key))) for key in keys])
+
+
+def _from_args(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, Any]:
+    return run(QUICK if args.quick else FULL, args.quick, progress)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.marketdata", description=__doc__)
-    parser.add_argument("--json", action="store_true", help="print one JSON document")
-    parser.add_argument("--quick", action="store_true", help="smaller counts, under a minute")
-    args = parser.parse_args(argv)
-
-    def progress(msg: str) -> None:
-        print(f"[benchmarks.marketdata] {msg}", file=sys.stderr, flush=True)
-
-    t = time.perf_counter()
-    result = run(QUICK if args.quick else FULL, args.quick, progress)
-    result["total_s"] = round(time.perf_counter() - t, 1)
-    if args.json:
-        sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
-    else:
-        print_table(result)
-    return 0
+    return harness.main("marketdata", _from_args, print_table, description=__doc__, argv=argv)
 
 
 if __name__ == "__main__":

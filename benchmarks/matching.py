@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import gc
 import itertools
-import os
 import resource
 import sys
 import tempfile
@@ -26,9 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import orjson
 
-from benchmarks import probes
+from benchmarks import harness, probes
 from benchmarks import workloads as wl
 from matching import codes as c
 from matching.api import OrderBook
@@ -244,7 +242,7 @@ def measure_workload(w: wl.Workload, sizes: Sizes, fast: type[OrderBook]) -> dic
     fast_s, ref_s = out.pop("_prefix_seconds"), out.pop("_reference_seconds")
     fast_events, ref_events = out.pop("_prefix_events"), out.pop("_reference_events")
     out["fast_ops_per_s_on_reference_prefix"] = round(out["reference_commands"] / fast_s)
-    out["speedup_vs_reference"] = round(ref_s / fast_s, 2)
+    out["speedup_vs_reference"] = harness.ratio(ref_s, fast_s, 2)
     out["events_match_reference"] = bool(np.array_equal(ref_events, fast_events))
     out |= _measure_latency(w, sizes, fast, out["kernel_ops_per_s"])
     return out
@@ -297,8 +295,10 @@ NOTES = [
 ]
 
 
-def run(names: list[str], sizes: Sizes, progress: Callable[[str], None]) -> dict[str, Any]:
-    result: dict[str, Any] = {"machine": probes.machine_info()}
+def run(
+    names: list[str], sizes: Sizes, quick: bool, progress: Callable[[str], None]
+) -> dict[str, Any]:
+    result = harness.start(quick)
     with tempfile.TemporaryDirectory(prefix="cx-numba-cache-") as cache_dir:
         # The cold compile takes half a minute; generating the workloads (never timed) on
         # the other core meanwhile keeps --quick under a minute.
@@ -335,19 +335,13 @@ def run(names: list[str], sizes: Sizes, progress: Callable[[str], None]) -> dict
                     cache_dir, sizes.books, sizes.per_book
                 )
             result["workloads"][name] = res
-    result["peak_rss_mb"] = round(probes.peak_rss_mb(), 1)
-    result["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    result["notes"] = NOTES
-    return result
+    return harness.finish(result, notes=NOTES)
 
 
 def print_table(result: dict[str, Any]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
-    if console.width < 110:  # pipes default to 80 columns, which truncates the names
-        console = Console(width=110)
+    console = harness.console(110)
     t = Table(title="Matching engine throughput (ops/s)")
     for col in (
         "workload",
@@ -399,26 +393,19 @@ def print_table(result: dict[str, Any]) -> None:
         )
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.matching", description=__doc__)
-    parser.add_argument("--json", action="store_true", help="print one JSON document")
-    parser.add_argument("--quick", action="store_true", help="smaller counts, under a minute")
-    parser.add_argument("--workload", choices=WORKLOADS, help="run only this workload")
-    args = parser.parse_args(argv)
-    sizes = QUICK if args.quick else FULL
+def _from_args(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, Any]:
     names = [args.workload] if args.workload else list(WORKLOADS)
+    return run(names, QUICK if args.quick else FULL, args.quick, progress)
 
-    def progress(msg: str) -> None:
-        print(f"[benchmarks.matching] {msg}", file=sys.stderr, flush=True)
 
-    t = time.perf_counter()
-    result = {"quick": args.quick, **run(names, sizes, progress)}
-    result["total_s"] = round(time.perf_counter() - t, 1)
-    if args.json:
-        sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
-    else:
-        print_table(result)
-    return 0
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workload", choices=WORKLOADS, help="run only this workload")
+
+
+def main(argv: list[str] | None = None) -> int:
+    return harness.main(
+        "matching", _from_args, print_table, description=__doc__, arguments=_arguments, argv=argv
+    )
 
 
 if __name__ == "__main__":

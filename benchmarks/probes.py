@@ -8,14 +8,12 @@ book's memory is only readable in a process that holds nothing else, so both run
 from __future__ import annotations
 
 import os
-import platform
 import resource
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import orjson
 
 REPO = Path(__file__).resolve().parent.parent
@@ -116,23 +114,3 @@ def finish_jit_probe(proc: subprocess.Popen[str], label: str) -> dict[str, Any]:
 
 def matching_mtimes() -> list[float]:
     return [p.stat().st_mtime for p in sorted((REPO / "matching").glob("*.py"))]
-
-
-def machine_info() -> dict[str, Any]:
-    import numba
-
-    model = ""
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpu_model": model,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "numba": numba.__version__,
-        "numpy": np.__version__,
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-    }

@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
+
+from benchmarks import harness
 
 TARGET_FILLS_PER_S = 2_000
 BUYERS, PROVIDERS, INSTRUMENTS = 64, 16, 4
@@ -208,18 +209,18 @@ def run(quick: bool = False) -> dict[str, Any]:
     return result
 
 
+def print_table(result: dict[str, Any]) -> None:
+    harness.print_measures(
+        "Chain settlement", [(key, harness.fmt(value)) for key, value in result.items()]
+    )
+
+
+def _from_args(args: argparse.Namespace, _progress: Callable[[str], None]) -> dict[str, Any]:
+    return run(args.quick)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--json", action="store_true")
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args(argv)
-    result = run(args.quick)
-    if args.json:
-        sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
-    else:
-        for key, value in result.items():
-            print(f"{key:28} {value}")
-    return 0
+    return harness.main("settlement_chain", _from_args, print_table, description=__doc__, argv=argv)
 
 
 if __name__ == "__main__":

@@ -31,12 +31,14 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
+
+from benchmarks import harness
 
 TARGET_FILLS_PER_S = 100_000
 BUYERS = (1, 2, 3, 4)
@@ -373,7 +375,7 @@ def run(quick: bool = False, *, sizes: Sizes | None = None, warmup: bool = True)
     result |= {
         "ledger_fills_per_s": bulk["fills_per_s"],
         "ledger_row_inserts_fills_per_s": rows["fills_per_s"],
-        "ledger_speedup_vs_row_inserts": round(bulk["fills_per_s"] / rows["fills_per_s"], 1),
+        "ledger_speedup_vs_row_inserts": harness.ratio(bulk["fills_per_s"], rows["fills_per_s"], 1),
         "ledger_lag_p99_ms": lag["lag_p99_ms"],
         "ledger_lag_p50_ms": lag["lag_p50_ms"],
         "ledger_bulk": bulk,
@@ -383,48 +385,40 @@ def run(quick: bool = False, *, sizes: Sizes | None = None, warmup: bool = True)
         "ledger_lag": lag,
         "ledger_target": {
             "metric": "ledger_fills_per_s",
-            "target": f">= {TARGET_FILLS_PER_S:,}",
-            "value": bulk["fills_per_s"],
-            "met": bulk["fills_per_s"] >= TARGET_FILLS_PER_S,
+            **harness.verdict((">=", TARGET_FILLS_PER_S), bulk["fills_per_s"]),
         },
-        "ledger_load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+        "ledger_load_average_at_end": harness.load_average(),
         "ledger_notes": NOTES,
     }
     return result
 
 
 def print_table(result: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
+    harness.print_measures(
+        f"Ledger projection ({result['ledger_workload']['fills']:,} fills)",
+        [
+            ("bulk projector, fills/s", f"{result['ledger_fills_per_s']:,}"),
+            ("row-at-a-time, fills/s", f"{result['ledger_row_inserts_fills_per_s']:,}"),
+            ("speedup", f"{result['ledger_speedup_vs_row_inserts']}x"),
+            ("same ledger both ways", str(result["ledger_row_and_bulk_identical"])),
+            (
+                "lag p50 / p99 at ~10k fills/s, ms",
+                f"{result['ledger_lag_p50_ms']} / {result['ledger_lag_p99_ms']}",
+            ),
+            ("target >= 100k fills/s met", "yes" if result["ledger_target"]["met"] else "NO"),
+            ("postgres", result["ledger_postgres"]),
+        ],
+    )
 
-    t = Table(title=f"Ledger projection ({result['ledger_workload']['fills']:,} fills)")
-    t.add_column("measure")
-    t.add_column("value", justify="right")
-    for name, value in (
-        ("bulk projector, fills/s", f"{result['ledger_fills_per_s']:,}"),
-        ("row-at-a-time, fills/s", f"{result['ledger_row_inserts_fills_per_s']:,}"),
-        ("speedup", f"{result['ledger_speedup_vs_row_inserts']}x"),
-        ("same ledger both ways", str(result["ledger_row_and_bulk_identical"])),
-        ("lag p50 / p99 at ~10k fills/s, ms",
-         f"{result['ledger_lag_p50_ms']} / {result['ledger_lag_p99_ms']}"),
-        ("target >= 100k fills/s met", "yes" if result["ledger_target"]["met"] else "NO"),
-        ("postgres", result["ledger_postgres"]),
-    ):  # fmt: skip
-        t.add_row(name, value)
-    Console(width=max(100, Console().width)).print(t)
+
+def _from_args(args: argparse.Namespace, _progress: Callable[[str], None]) -> dict[str, Any]:
+    return run(args.quick)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.settlement_ledger")
-    parser.add_argument("--json", action="store_true", help="print one JSON document")
-    parser.add_argument("--quick", action="store_true", help="smaller counts, under a minute")
-    args = parser.parse_args(argv)
-    result = run(args.quick)
-    if args.json:
-        sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
-    else:
-        print_table(result)
-    return 0
+    return harness.main(
+        "settlement_ledger", _from_args, print_table, description=__doc__, argv=argv
+    )
 
 
 if __name__ == "__main__":

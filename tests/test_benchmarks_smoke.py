@@ -7,12 +7,19 @@ events on both books, and the latency driver to leave the book exactly as ``proc
 
 from __future__ import annotations
 
+import argparse
+import importlib
+import sys
+from typing import Any
+
 import numpy as np
+import orjson
 import pytest
 
+import benchmarks
 from benchmarks import engine as engine_bench
 from benchmarks import engine_workload as ewl
-from benchmarks import latency
+from benchmarks import harness, latency
 from benchmarks import matching as bench
 from benchmarks import workloads as wl
 from exchange.core import ExchangeCore
@@ -226,3 +233,95 @@ def test_engine_benchmark_reports_every_documented_key() -> None:
     assert set(result["targets"]) == set(engine_bench.TARGETS)
     assert all(isinstance(t["met"], bool) for t in result["targets"].values())
     engine_bench.print_table(result)
+
+
+# -- benchmarks.harness -----------------------------------------------------------------------
+
+HARNESS_TARGETS: dict[str, harness.Target] = {
+    "fills_per_s": (">=", 1_000),
+    "lag_ms": ("<=", 2.5),
+    "missing_per_s": (">=", 10),
+}
+
+
+def _tiny_run(args: argparse.Namespace, progress: harness.Progress) -> dict[str, Any]:
+    progress("measuring")
+    result = harness.start(args.quick)
+    result |= {"fills_per_s": 1_500, "lag_ms": 3.0}
+    return harness.finish(result, targets=HARNESS_TARGETS, notes=["what the figures mean"])
+
+
+def test_harness_reports_one_json_document_in_the_shared_frame(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    tables: list[dict[str, Any]] = []
+    assert harness.main("tiny", _tiny_run, tables.append, argv=["--json", "--quick"]) == 0
+    out, err = capsys.readouterr()
+    assert "[benchmarks.tiny] measuring" in err
+    result = orjson.loads(out)
+    assert tables == []
+    assert list(result) == [
+        "quick",
+        "machine",
+        "fills_per_s",
+        "lag_ms",
+        "targets",
+        "peak_rss_mb",
+        "notes",
+        "total_s",
+    ]
+    assert result["quick"] is True
+    machine = result["machine"]
+    assert machine["cpu_count"] >= 1 and machine["python"]
+    assert len(machine["load_average_at_start"]) == len(machine["load_average_at_end"]) == 3
+    assert result["targets"] == {
+        "fills_per_s": {"target": ">= 1,000", "value": 1_500, "met": True},
+        "lag_ms": {"target": "<= 2.5", "value": 3.0, "met": False},
+        "missing_per_s": {"target": ">= 10", "value": None, "met": False},
+    }
+    assert result["peak_rss_mb"] > 0
+
+
+def test_harness_prints_the_benchmark_table_then_the_targets(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    tables: list[dict[str, Any]] = []
+    assert harness.main("tiny", _tiny_run, tables.append, argv=[]) == 0
+    out = capsys.readouterr().out
+    assert len(tables) == 1 and tables[0]["quick"] is False
+    assert "Targets" in out and "fills_per_s" in out and "NO" in out
+
+
+def test_optional_targets_are_left_out_when_their_part_did_not_run() -> None:
+    result = {"fills_per_s": 999}
+    targets = harness.evaluate_targets(result, HARNESS_TARGETS, optional=["lag_ms"])
+    assert set(targets) == {"fills_per_s", "missing_per_s"}
+    assert targets["fills_per_s"]["met"] is False
+    with pytest.raises(ValueError):
+        harness.verdict(("==", 1), 1)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["matching", "engine", "settlement", "settlement_ledger", "settlement_chain", "marketdata"],
+)
+def test_every_benchmark_takes_the_shared_options(
+    name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--help`` only. A module this test imports is forgotten again, so that a later test
+    can still see the settlement benchmark without its chain part."""
+    qualified = f"benchmarks.{name}"
+    imported_here = qualified not in sys.modules
+    try:
+        module = importlib.import_module(qualified)
+        with pytest.raises(SystemExit) as exit_info:
+            module.main(["--help"])
+    finally:
+        if imported_here:
+            sys.modules.pop(qualified, None)
+            if hasattr(benchmarks, name):
+                delattr(benchmarks, name)
+    assert exit_info.value.code == 0
+    usage = capsys.readouterr().out
+    assert f"python -m benchmarks.{name}" in usage
+    assert "--json" in usage and "--quick" in usage

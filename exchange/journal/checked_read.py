@@ -23,8 +23,9 @@ from typing import BinaryIO
 
 import numpy as np
 
-from exchange.journal.format import KIND_DATA, Scan, list_segments, scan_segments
+from exchange.journal.layout import KIND_DATA, list_segments
 from exchange.journal.rows import decode_rows
+from exchange.journal.scan import Scan, scan_segments
 
 CHUNK_ROWS = 65536
 PIECE_BYTES = 4 << 20  # read and checked this much at a time, so the first rows come out early

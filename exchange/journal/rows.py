@@ -4,7 +4,7 @@ The engine's commands are rows of an ``int64`` array with ``N_COMMAND_FIELDS`` (
 columns, column 0 being the sequence number. A row is journaled as one DATA record whose
 payload is the 14 other columns as little-endian int64 (112 bytes) and whose header carries
 the sequence number, so the journal assigns it and the bytes are exactly what
-``format.encode_batch`` writes for those payloads: the on-disk format does not know about
+``layout.encode_batch`` writes for those payloads: the on-disk format does not know about
 rows, and ``Journal.read`` still returns each row's payload.
 
 Going through ``encode_batch`` costs a ``struct.pack``, a ``bytes`` concatenation and a CRC
@@ -20,7 +20,8 @@ import numpy as np
 from numba import njit
 
 from exchange.journal.crc32c import TABLES, crc32c
-from exchange.journal.format import (
+from exchange.journal.framing import Frames, as_u8, frame_records, record_crcs
+from exchange.journal.layout import (
     CRC,
     HASH_SIZE,
     HEAD,
@@ -30,11 +31,7 @@ from exchange.journal.format import (
     MAGIC,
     TRAILER,
     VERSION,
-    Frames,
-    as_u8,
     chain_hasher,
-    frame_records,
-    record_crcs,
 )
 from matching.codes import C_SEQ, N_COMMAND_FIELDS
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from exchange.journal.format import scan
+from exchange.journal.scan import scan
 
 
 @dataclass(frozen=True)

@@ -28,19 +28,17 @@ from types import TracebackType
 
 import numpy as np
 
-from exchange.journal.format import (
+from exchange.journal.framing import Frames, frame_records
+from exchange.journal.layout import (
     HEADER_SIZE,
-    INDEX_EVERY,
     KIND_DATA,
-    Frames,
     JournalCorrupt,
-    SegmentState,
     encode_batch,
-    frame_records,
-    scan,
     segment_name,
 )
+from exchange.journal.repair import cut_tail
 from exchange.journal.rows import check_rows, decode_rows, encode_rows_array, encoded_size
+from exchange.journal.scan import INDEX_EVERY, SegmentState, scan
 from matching.codes import C_SEQ
 
 log = logging.getLogger(__name__)
@@ -127,9 +125,7 @@ class Journal:
                 tail.offset,
                 result.last_seq,
             )
-            with open(tail.path, "r+b") as f:
-                f.truncate(tail.offset)
-                os.fsync(f.fileno())
+            cut_tail(tail)
         self._segments: list[SegmentState] = result.segments
         self._last_seq = result.last_seq
         self._head_hash = result.head_hash

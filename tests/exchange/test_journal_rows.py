@@ -22,20 +22,16 @@ from hypothesis.extra import numpy as hnp
 from exchange.journal import FsyncPolicy, Journal, JournalCorrupt, crc32c, crc32c_many, verify
 from exchange.journal.checked_read import checked_rows
 from exchange.journal.crc32c import TABLES, crc_update, crc_update2
-from exchange.journal.format import (
+from exchange.journal.framing import frame_records
+from exchange.journal.layout import (
     GENESIS_HASH,
     HEADER_SIZE,
     KIND_DATA,
-    Scan,
     encode_batch,
-    first_bad_crc,
-    frame,
-    frame_records,
     list_segments,
-    scan,
-    scan_reference,
     segment_name,
 )
+from exchange.journal.reference import first_bad_crc, frame, scan_reference
 from exchange.journal.rows import (
     ROW_COLUMNS,
     ROW_PAYLOAD_SIZE,
@@ -44,6 +40,7 @@ from exchange.journal.rows import (
     decode_rows,
     encode_rows,
 )
+from exchange.journal.scan import Scan, scan
 from matching.codes import C_SEQ, N_COMMAND_FIELDS
 
 I64 = np.iinfo(np.int64)
