@@ -22,7 +22,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,6 +32,9 @@ from matching import codes as c
 from matching.api import OrderBook
 from matching.codes import EventKind
 from matching.reference import ReferenceBook
+
+if TYPE_CHECKING:  # imported where it is used: its first import is part of a timed probe
+    from matching.fast import FastBook
 
 RATES = {"100k": 100_000, "1M": 1_000_000}
 WORKLOADS = ("exchange_core", "insert_heavy", "many_instruments")
@@ -141,7 +144,7 @@ def _run_batch_seconds(book: Any, cmds: np.ndarray) -> float:
     return time.perf_counter() - t
 
 
-def _measure_batches(w: wl.Workload, sizes: Sizes, fast: type[OrderBook]) -> dict[str, Any]:
+def _measure_batches(w: wl.Workload, sizes: Sizes, fast: type[FastBook]) -> dict[str, Any]:
     """Throughput in large batches, best of a few runs, each from a fresh prefilled book."""
     n, prefix = len(w.commands), min(sizes.reference, len(w.commands))
     out: dict[str, Any] = {}
@@ -157,7 +160,7 @@ def _measure_batches(w: wl.Workload, sizes: Sizes, fast: type[OrderBook]) -> dic
                 out["prefill_s"] = round(prefill_s, 3)
                 out["prefill_ops_per_s"] = round(len(w.prefill) / prefill_s)
         runs.append(_batch_run(book, w.commands, prefix, len(w.prefill) + 1))
-        book = None
+        del book  # the next run's book is built on freed memory
     best = min(runs, key=lambda run: run["seconds"])
     out["kernel_ops_per_s"] = round(n / best["seconds"])
     if hasattr(fast, "state") or fast.__name__ == "FastBook":
@@ -170,10 +173,11 @@ def _measure_batches(w: wl.Workload, sizes: Sizes, fast: type[OrderBook]) -> dic
     return out
 
 
-def _measure_calls(w: wl.Workload, sizes: Sizes, fast: type[OrderBook]) -> dict[str, Any]:
+def _measure_calls(w: wl.Workload, sizes: Sizes, fast: type[FastBook]) -> dict[str, Any]:
     """Single-call throughput of the fast book, and the reference on the prefix."""
-    cmds, out = w.commands, {}
+    cmds, out = w.commands, dict[str, Any]()
     book = w.build(fast)
+    ref: OrderBook
     if len(w.prefill) > 10_000:  # restoring beats replaying the prefill in Python
         t = time.perf_counter()
         ref = ReferenceBook.restore(book.snapshot(), w.config())
@@ -191,7 +195,7 @@ def _measure_calls(w: wl.Workload, sizes: Sizes, fast: type[OrderBook]) -> dict[
         process(row)
     out["single_call_ops_per_s"] = round(m / (time.perf_counter() - t))
     out["single_call_commands"] = m
-    book = process = None
+    del book, process
 
     prefix = min(sizes.reference, len(cmds))
     gc.collect()
@@ -204,7 +208,7 @@ def _measure_calls(w: wl.Workload, sizes: Sizes, fast: type[OrderBook]) -> dict[
 
 
 def _measure_latency(
-    w: wl.Workload, sizes: Sizes, fast: type[OrderBook], kernel_ops_per_s: int
+    w: wl.Workload, sizes: Sizes, fast: type[FastBook], kernel_ops_per_s: int
 ) -> dict[str, Any]:
     from benchmarks import latency
 
@@ -229,7 +233,7 @@ def _measure_latency(
     return out
 
 
-def measure_workload(w: wl.Workload, sizes: Sizes, fast: type[OrderBook]) -> dict[str, Any]:
+def measure_workload(w: wl.Workload, sizes: Sizes, fast: type[FastBook]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "description": w.description,
         "instruments": len(w.specs),

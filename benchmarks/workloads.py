@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import array
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
@@ -25,6 +26,8 @@ from matching.api import OrderBook
 from matching.codes import CommandKind, EventKind, OrderType, Side, TimeInForce
 from matching.reference import ReferenceBook
 from matching.spec import BookConfig, InstrumentSpec
+
+B = TypeVar("B", bound=OrderBook)
 
 PRICE_MIN = 1
 PRICE_MAX = 1_000_000  # a million ticks: books cannot cheat with a small dense price array
@@ -69,7 +72,7 @@ class Workload:
             initial_instruments=max(16, len(self.specs)),
         )
 
-    def build(self, book_cls: type[OrderBook], config: BookConfig | None = None) -> OrderBook:
+    def build(self, book_cls: type[B], config: BookConfig | None = None) -> B:
         """A fresh book of ``book_cls`` holding the prefilled state."""
         book = book_cls(config or self.config())
         for spec in self.specs:

@@ -16,10 +16,10 @@ it have been handed out.
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 
@@ -41,8 +41,9 @@ class _ReusedBuffer:
     compacts memory) cost more than reading the file does."""
 
     def __init__(self, size: int) -> None:
-        self._buf = memoryview(np.empty(size, np.uint8))  # not zeroed: the reads fill it
-        self._file: BinaryIO | None = None
+        # not zeroed: the reads fill it
+        self._buf = memoryview(np.empty(size, np.uint8))  # type: ignore[arg-type]  # numpy stubs: buffer protocol only on 3.12+
+        self._file: io.FileIO | None = None
         self._view = self._buf[:0]
         self._filled = 0
 
@@ -50,8 +51,8 @@ class _ReusedBuffer:
         """The segment's buffer, to be filled by ``fill``."""
         self.close()
         if len(self._buf) < size:  # the segment grew since it was listed
-            self._buf = memoryview(np.empty(size, np.uint8))
-        self._file = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by fill/close
+            self._buf = memoryview(np.empty(size, np.uint8))  # type: ignore[arg-type]  # numpy stubs: buffer protocol only on 3.12+
+        self._file = io.FileIO(path, "rb")  # closed by fill/close
         self._view = self._buf[:size]
         self._filled = 0
         return self._view

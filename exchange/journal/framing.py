@@ -26,7 +26,7 @@ assert CRC_AT == 16, "record_crcs hashes the header as two 8-byte steps"
 @njit(cache=True, nogil=True)
 def u32_at(data: np.ndarray, p: int) -> int:
     """The little-endian u32 at ``p``."""
-    return (
+    return int(
         np.int64(data[p])
         | (np.int64(data[p + 1]) << 8)
         | (np.int64(data[p + 2]) << 16)

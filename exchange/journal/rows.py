@@ -142,7 +142,7 @@ def encode_rows_array(
     _encode(TABLES, src, first_seq, out)
     data_end = n * ROW_RECORD_SIZE
     h = chain_hasher(prev_hash)
-    h.update(out[:data_end])
+    h.update(out[:data_end])  # type: ignore[arg-type]  # numpy stubs: buffer protocol only on 3.12+
     new_hash = h.digest()
     body = TRAILER.pack(n, new_hash)
     head = HEAD.pack(MAGIC, VERSION, KIND_TRAILER, len(body), first_seq + n - 1)

@@ -116,7 +116,7 @@ def _whole_record_at(data: np.ndarray, pos: int) -> bool:
     call, which a fresh process would first have to load)."""
     if len(data) - pos < HEADER_SIZE:
         return False
-    magic, version, kind, length, _seq = HEAD.unpack_from(data, pos)
+    magic, version, kind, length, _seq = HEAD.unpack_from(data, pos)  # type: ignore[arg-type]  # numpy stubs: buffer protocol only on 3.12+
     if magic != MAGIC or version != VERSION or kind not in (KIND_DATA, KIND_TRAILER):
         return False
     return pos + HEADER_SIZE + length <= len(data)
@@ -214,7 +214,7 @@ def _scan_segment(
         starts, trailers, firsts, counts, nb, code, at, at_expected = _check_batches(
             data, frames.offset, frames.kind, frames.length, frames.seq, good, pos, expected
         )
-        view = memoryview(data)
+        view = memoryview(data)  # type: ignore[arg-type]  # numpy stubs: buffer protocol only on 3.12+
         head = result.head_hash
         hashed = 0
         unreported = 0  # records hashed since the last yield

@@ -25,6 +25,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import BinaryIO
 
 import numpy as np
 
@@ -69,6 +70,24 @@ def _fsync_dir(directory: Path) -> None:
 
 class Journal:
     """Append-only, hash-chained, segmented log of opaque payloads with sequence numbers."""
+
+    _dir: Path
+    _policy: FsyncPolicy
+    _segment_bytes: int
+    _sync_interval: float  # seconds
+    _sync_records: int
+    _lock_fd: int
+    _segments: list[SegmentState]
+    _last_seq: int
+    _head_hash: bytes
+    _head: tuple[int, bytes]
+    _records: int
+    _batches: int
+    _file: BinaryIO | None
+    _unsynced: int
+    _last_sync: float
+    _scratch: np.ndarray
+    _last_indexed: int | None
 
     def __init__(self) -> None:
         raise TypeError("use Journal.open(directory)")
@@ -126,7 +145,7 @@ class Journal:
                 result.last_seq,
             )
             cut_tail(tail)
-        self._segments: list[SegmentState] = result.segments
+        self._segments = result.segments
         self._last_seq = result.last_seq
         self._head_hash = result.head_hash
         self._head = (self._last_seq, self._head_hash)
@@ -221,7 +240,7 @@ class Journal:
         if self._scratch.shape[0] < size:
             self._scratch = np.empty(max(size, 2 * self._scratch.shape[0]), dtype=np.uint8)
         data, new_hash = encode_rows_array(rows, first, self._head_hash, self._scratch)
-        first, last = self._write_batch(first, rows.shape[0], memoryview(data), new_hash)
+        first, last = self._write_batch(first, rows.shape[0], memoryview(data), new_hash)  # type: ignore[arg-type]  # numpy stubs: buffer protocol only on 3.12+
         if not stamped:
             rows[:, C_SEQ] = np.arange(first, last + 1, dtype=np.int64)
         return first, last
