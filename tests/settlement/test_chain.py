@@ -23,7 +23,7 @@ from solders.pubkey import Pubkey
 from solders.signature import Signature
 
 from exchange import commands as C
-from exchange.cli import main as cli_main
+from cx.cli import main as cli_main
 from exchange.codes import EventKind, RejectCode
 from exchange.engine import Engine
 from exchange.event_log import EventLog

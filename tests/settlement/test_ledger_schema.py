@@ -11,7 +11,7 @@ import asyncpg
 import numpy as np
 import pytest
 
-from exchange import cli
+from cx import cli
 from settlement import db, pgcopy
 from settlement.ledger import ENTRY
 from settlement.migrate import MIGRATIONS_DIR, MigrationError, discover, migrate
