@@ -41,6 +41,7 @@ from feeds.pyth.service import run_oracle
 from gateway.settings import ServiceSettings
 from risk import codes as r
 from settlement import db
+from settlement.chain.config import ChainConfig
 from settlement.chain.local import mint_to
 from settlement.chain.netting import VaultRef
 from settlement.chain.service import ChainSettlement
@@ -93,7 +94,7 @@ class ExchangeService:
             events=self._events(),
             journal_head=lambda: self.engine.journal.head,
             engine_seq=lambda: self.engine.last_seq,
-            config=self._chain_config(),
+            config=self.chain_config(),
             risk=self._risk(),
             rpc_url=self.rpc_url,
             local=self.node is not None,
@@ -154,7 +155,7 @@ class ExchangeService:
     def _risk(self):
         return self.engine.config.risk
 
-    def _chain_config(self):
+    def chain_config(self) -> ChainConfig:
         """The ``solana`` section, its authority key in the data directory unless set."""
         config = self.settings.solana
         if config.settlement_authority is None:
