@@ -157,7 +157,9 @@ def load(
         if path is not None:
             _check_file(path)
             sources.append(TomlConfigSettingsSource(Settings, toml_file=path))
-        return Settings(_build_sources=(tuple(sources), {}))
+        # pydantic-settings's documented hook for pre-built sources (not a field: mypy sees
+        # only the fields in the constructor).
+        return Settings(_build_sources=(tuple(sources), {}))  # type: ignore[call-arg]
     except ValidationError as exc:
         raise ConfigError(_explain(exc, path)) from None
     except SettingsError as exc:  # a variable that should be JSON and is not

@@ -29,7 +29,7 @@ from servers import RUN_PREFIX, delete_matching
 
 from exchange.engine import Engine
 
-STARTUP_S = 120
+STARTUP_S = 300  # a cold start compiles the engine (minutes on a loaded 2-core machine)
 STOP_S = 60
 # ``python -m cx`` from the repository root: the code under test, installed or not.
 CX = [sys.executable, "-m", "cx"]
