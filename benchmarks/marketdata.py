@@ -322,7 +322,7 @@ NOTES = [
 
 async def run_async(sizes: Sizes, quick: bool, progress: Any) -> dict[str, Any]:
     result = harness.start(quick)
-    url = resolve_url()
+    url = resolve_url(url=os.environ.get("CX_REDIS_URL"))  # the test server, if one is set
     result["redis"] = "configured" if os.environ.get("CX_REDIS_URL") else url.split(":")[0]
     prefix = f"cx-bench:{uuid.uuid4().hex[:12]}"
     progress("recording engine events (untimed)")

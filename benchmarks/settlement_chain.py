@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -107,7 +108,7 @@ async def _run(
 
     node = LocalSolanaProcess(workdir / "chain")  # as cx serve runs it: its own GIL
     node.start()
-    server = db.resolve_url(workdir / "pg")
+    server = db.resolve_url(workdir / "pg", os.environ.get(db.ENV_URL))  # a test server
     url = await db.create_database(server, "cx_bench")
     engine = Engine.open(workdir / "engine")
     events = EventLog.open(engine.events_dir)

@@ -359,7 +359,7 @@ def run(quick: bool = False, *, sizes: Sizes | None = None, warmup: bool = True)
     from settlement import db
 
     sizes = sizes or (QUICK if quick else FULL)
-    server = db.resolve_url()
+    server = db.resolve_url(url=os.environ.get(db.ENV_URL))  # the test server, if set
     result: dict[str, Any] = {"ledger_postgres": _server_kind(server)}
     with tempfile.TemporaryDirectory(prefix="cx-bench-ledger-") as tmp:
         root = Path(tmp)

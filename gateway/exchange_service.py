@@ -9,19 +9,21 @@ oracle feeding prices in as commands, and the clock ticks that drive expiries an
 Everything that submits commands runs on this event loop's thread, so the engine keeps
 its single writer. A projection that fails is logged and restarted after a pause: each
 resumes from its own cursor, so nothing is lost or applied twice.
+
+The service is given its configuration (``ServiceSettings``: the sections of the one
+settings tree) and reads nothing else. Other tasks (demo traffic) are added by whoever
+composes the process, through ``spawn`` and the small public surface a bot needs
+(``submit``, ``fund``, ``instrument_ids``, ``account_open``, ``stop_event``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -30,30 +32,33 @@ from redis.asyncio import Redis
 from exchange import commands as C
 from exchange.engine import Engine
 from exchange.event_log import EventLog
-from exchange.instruments import listing_commands
+from exchange.listing_registry import ListingRegistry
 from feeds import redis_conn
 from feeds.marketdata.feed import MarketDataFeed, follow
 from feeds.marketdata.keys import Keys
 from feeds.pyth.feeder import OracleFeeder
 from feeds.pyth.service import run_oracle
-from gateway.settings import ServeSettings
+from gateway.settings import ServiceSettings
 from risk import codes as r
 from settlement import db
 from settlement.chain.config import ChainConfig
+from settlement.chain.local import mint_to
+from settlement.chain.netting import VaultRef
 from settlement.chain.service import ChainSettlement
+from settlement.ledger_names import name_instruments
 from settlement.localnet import LocalSolanaProcess
 from settlement.migrate import migrate
 from settlement.projector import LedgerProjector
 
 log = logging.getLogger(__name__)
 RESTART_PAUSE_S = 2.0
-LISTINGS = "listings.json"  # instrument name -> id, written before the listing is submitted
+AUTHORITY_FILE = "settlement-authority.json"  # in the data directory unless configured
 
 
 class ExchangeService:
-    def __init__(self, settings: ServeSettings) -> None:
+    def __init__(self, settings: ServiceSettings) -> None:
         self.settings = settings
-        self.var = Path(settings.var_dir)
+        self.var = settings.engine.data_dir
         self.stop_event = asyncio.Event()
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.restarts: dict[str, int] = {}
@@ -68,18 +73,18 @@ class ExchangeService:
     async def start(self) -> None:
         s = self.settings
         self.var.mkdir(parents=True, exist_ok=True)
-        self.engine = Engine.open(self.var / "engine")
+        self.engine = Engine.open(s.engine.engine_dir, s.engine.engine_config(s.risk))
         log.info("engine at seq %d (%s)", self.engine.last_seq, self.engine.recovery)
-        self.db_url = db.resolve_url(self.var / "pg")
+        self.db_url = db.resolve_url(self.var / "pg", s.database.configured_url())
         await db.ensure_database(self.db_url)
         report = await migrate(self.db_url)
         log.info("ledger database %s: migrations %s", db.redact(self.db_url), report)
         self.pool = await db.create_pool(self.db_url)
-        self.rpc_url = os.environ.get("CX_SOLANA_RPC_URL")
+        self.rpc_url = s.solana.rpc_url
         if not self.rpc_url:
             self.node = LocalSolanaProcess(self.var / "solana")
             self.rpc_url = self.node.start()
-        self.redis_url = redis_conn.resolve_url(self.var / "redis")
+        self.redis_url = redis_conn.resolve_url(self.var / "redis", s.redis.configured_url())
         self.list_instruments()
 
         self.projector = LedgerProjector(self._events(), self.db_url, risk_config=self._risk())
@@ -89,38 +94,39 @@ class ExchangeService:
             events=self._events(),
             journal_head=lambda: self.engine.journal.head,
             engine_seq=lambda: self.engine.last_seq,
-            config=ChainConfig(settlement_authority=self.var / "settlement-authority.json"),
+            config=self.chain_config(),
+            risk=self._risk(),
             rpc_url=self.rpc_url,
             local=self.node is not None,
         )
         self.redis = Redis.from_url(self.redis_url)
         self.market_events = self._events()
-        self.market = MarketDataFeed(self.redis, keys=Keys(prefix=s.redis_prefix))
+        self.market = MarketDataFeed(self.redis, keys=Keys(prefix=s.gateway.redis_prefix))
         self.oracle = OracleFeeder(self.engine.submit, risk=self._risk())
 
-        self._spawn("ledger", lambda: self.projector.run(self.stop_event))
-        self._spawn(
-            "chain", lambda: self.chain.run(self.stop_event, reconcile_every=s.reconcile_every_s)
+        self.spawn("ledger", lambda: self.projector.run(self.stop_event))
+        self.spawn(
+            "chain",
+            lambda: self.chain.run(self.stop_event, reconcile_every=s.engine.reconcile_every_s),
         )
-        self._spawn(
+        self.spawn(
             "market_data",
             lambda: follow(
                 self.market_events, self.market, ts_of=self.market_events.ts_of,
                 stop=self.stop_event,
             ),
         )  # fmt: skip
-        self._spawn(
+        self.spawn(
             "oracle",
             lambda: run_oracle(
-                self.engine.submit, risk=self._risk(), rpc_url=self.rpc_url, feeder=self.oracle
+                self.engine.submit,
+                risk=self._risk(),
+                settings=s.pyth,
+                rpc_url=self.rpc_url,
+                feeder=self.oracle,
             ),
         )
-        self._spawn("clock", self._clock)
-        if s.demo_traffic:
-            from gateway.demo_traffic import DemoTraffic
-
-            self.demo = DemoTraffic(self)
-            self._spawn("demo_traffic", self.demo.run)
+        self.spawn("clock", self._clock)
         self.started_at = time.monotonic()
 
     async def stop(self) -> None:
@@ -149,12 +155,21 @@ class ExchangeService:
     def _risk(self):
         return self.engine.config.risk
 
+    def chain_config(self) -> ChainConfig:
+        """The ``solana`` section, its authority key in the data directory unless set."""
+        config = self.settings.solana
+        if config.settlement_authority is None:
+            config = config.model_copy(update={"settlement_authority": self.var / AUTHORITY_FILE})
+        return config
+
     def _events(self) -> EventLog:
         reader = EventLog.open(self.engine.events_dir)
         self._readers.append(reader)
         return reader
 
-    def _spawn(self, name: str, make: Callable[[], Awaitable[None]]) -> None:
+    def spawn(self, name: str, make: Callable[[], Awaitable[None]]) -> None:
+        """Run ``make()`` as a supervised task until stop: restarted after a failure."""
+
         async def supervised() -> None:
             while not self.stop_event.is_set():
                 try:
@@ -176,54 +191,54 @@ class ExchangeService:
             self.engine.idle()
             await self._name_instruments()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stop_event.wait(), self.settings.clock_tick_s)
+                await asyncio.wait_for(self.stop_event.wait(), self.settings.engine.clock_tick_s)
 
     async def _name_instruments(self) -> None:
         """Give the ledger's instrument rows their names (events carry only the id) once
         the projector has written them; an outage just means a later tick does it."""
         if not self.listings or self._named >= len(self.listings):
             return
-        names, ids = zip(*self.listings.items(), strict=True)
         try:
-            await self.pool.execute(
-                "UPDATE instruments i SET name = v.name"
-                " FROM unnest($1::text[], $2::bigint[]) AS v(name, id)"
-                " WHERE i.instrument_id = v.id AND i.name IS NULL",
-                list(names),
-                list(ids),
-            )
-            self._named = await self.pool.fetchval(
-                "SELECT count(*) FROM instruments WHERE name IS NOT NULL"
-            )
+            self._named = await name_instruments(self.pool, self.listings)
         except (OSError, asyncpg.PostgresError) as exc:
             log.warning("instrument names not recorded yet: %s", exc)
 
     def list_instruments(self) -> None:
-        """List the schedule's windows not listed yet. The name -> id map is written before
-        the commands are submitted, so a crash in between re-lists under a fresh id rather
-        than leaving a listed id without a name."""
-        path = self.var / "engine" / LISTINGS
-        known: dict[str, int] = json.loads(path.read_text()) if path.exists() else {}
+        """List the schedule's windows not listed yet (names kept by ``ListingRegistry``)."""
         instruments = self.engine.core.risk.instruments
-        listed = {
-            name: i
-            for name, i in known.items()
-            if i < instruments.shape[0] and instruments[i, r.I_LISTED]
-        }
-        todo = listing_commands(
-            self.settings.schedule(),
+        self.listings, todo = ListingRegistry.in_dir(self.settings.engine.engine_dir).due(
+            self.settings.engine.listing_schedule,
             datetime.now(UTC),
-            listed,
-            max(known.values(), default=0) + 1,
-            self.settings.reference_price,
+            lambda i: bool(i < instruments.shape[0] and instruments[i, r.I_LISTED]),
+            self.settings.engine.reference_price,
         )
-        self.listings = {**listed, **{key.name: cmd.instrument for key, cmd in todo}}
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({**known, **self.listings}, indent=1))
-        os.replace(tmp, path)
         if todo:
-            self.engine.submit(C.rows([cmd for _, cmd in todo]))
+            self.engine.submit(C.rows(list(todo)))
             log.info("listed %d instruments", len(todo))
+
+    # -- what a bot trading in this process uses (``bots.demo_traffic.Venue``) -------------
+
+    @property
+    def can_fund(self) -> bool:
+        return self.node is not None
+
+    def instrument_ids(self) -> list[int]:
+        return sorted(self.listings.values())
+
+    def account_open(self, account: int) -> bool:
+        accounts = self.engine.core.risk.accounts
+        return bool(account < accounts.shape[0] and accounts[account, r.A_OPEN])
+
+    def submit(self, commands: Sequence[C.Command]) -> None:
+        self.engine.submit(C.rows(list(commands)))
+
+    async def fund(self, account: int, asset: int, amount: int) -> None:
+        """Create ``account``'s vaults and mint ``amount`` of ``asset`` into its vault: the
+        embedded runtime only (``mint_to`` refuses a real cluster)."""
+        await self.chain.open_accounts([account])
+        if amount:
+            vault = self.chain.vaults.get(VaultRef.of_account(account, asset)).address
+            await mint_to(self.chain.ctx, asset, vault, amount)
 
     # -- status ----------------------------------------------------------------------------
 
@@ -252,7 +267,7 @@ class ExchangeService:
                 "reconciliation": None if rec is None else rec.to_dict(),
             },
             "market_data": {
-                "redis": self.redis_url,
+                "redis": db.redact(self.redis_url),
                 "published_seq": self.market.published,
                 "updates_published": self.market.updates_published,
             },

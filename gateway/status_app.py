@@ -8,14 +8,14 @@ SIMULATED when they come from the embedded publisher) and each background task.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 
 from gateway.exchange_service import ExchangeService
-from gateway.settings import ServeSettings
+from gateway.settings import ServiceSettings
 
 
 def service(request: Request) -> ExchangeService:
@@ -25,12 +25,19 @@ def service(request: Request) -> ExchangeService:
 Service = Annotated[ExchangeService, Depends(service)]
 
 
-def create_app(settings: ServeSettings) -> FastAPI:
+def create_app(
+    settings: ServiceSettings, on_start: Callable[[ExchangeService], None] | None = None
+) -> FastAPI:
+    """The app that runs the service for its lifespan; ``on_start`` adds tasks to the started
+    service (the composition root's: demo traffic)."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         svc = ExchangeService(settings)
         app.state.service = svc
         await svc.start()
+        if on_start is not None:
+            on_start(svc)
         try:
             yield
         finally:

@@ -1,6 +1,7 @@
 """Where the ledger's Postgres is, and the few database-level operations around it.
 
-DESIGN "Real components, embedded by default": ``CX_DATABASE_URL`` when set; else the
+DESIGN "Real components, embedded by default": the configured URL (``database.url``, from
+``CX_DATABASE_URL``) when set; else the
 database ``cx`` on the Postgres at 127.0.0.1:5432 (user postgres) when one answers there;
 else the same on a real Postgres started from the ``pgserver`` wheel with its data under a
 directory (``var/pg`` by default). Every path ends in an ordinary connection URL that
@@ -9,7 +10,6 @@ asyncpg opens the same way.
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import socket
@@ -19,8 +19,9 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+from pydantic import BaseModel, ConfigDict, SecretStr
 
-ENV_URL = "CX_DATABASE_URL"
+ENV_URL = "CX_DATABASE_URL"  # the documented variable (read by ``cx.settings`` only)
 LOCAL_HOST, LOCAL_PORT = "127.0.0.1", 5432
 LOCAL_URL = f"postgresql://postgres@{LOCAL_HOST}:{LOCAL_PORT}/postgres"
 DEFAULT_DATA_DIR = Path("var/pg")
@@ -30,6 +31,17 @@ _SSL_REQUEST = struct.pack("!ii", 8, 80877103)  # the protocol's SSLRequest pack
 _DB_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 _embedded: dict[Path, Any] = {}  # data dir -> pgserver.PostgresServer (kept alive)
+
+
+class DatabaseConfig(BaseModel):
+    """The ``database`` section: a secret, since a URL may carry a password."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    url: SecretStr | None = None  # None: the local Postgres if one answers, else embedded
+
+    def configured_url(self) -> str | None:
+        return None if self.url is None else self.url.get_secret_value()
 
 
 class DatabaseError(RuntimeError):
@@ -75,12 +87,12 @@ def stop_embedded(data_dir: str | Path = DEFAULT_DATA_DIR) -> None:
         server.cleanup()
 
 
-def resolve_url(data_dir: str | Path = DEFAULT_DATA_DIR, *, env: bool = True) -> str:
-    """The database URL to use: ``CX_DATABASE_URL`` as given; else the database ``cx`` on
-    the local Postgres if one answers, else on the embedded one (create it with
+def resolve_url(data_dir: str | Path = DEFAULT_DATA_DIR, url: str | None = None) -> str:
+    """The database URL to use: ``url`` (the configured one) as given; else the database
+    ``cx`` on the local Postgres if one answers, else on the embedded one (create it with
     ``ensure_database``)."""
-    if env and os.environ.get(ENV_URL):
-        return os.environ[ENV_URL]
+    if url:
+        return url
     if postgres_answers(LOCAL_HOST, LOCAL_PORT):
         return f"postgresql://postgres@{LOCAL_HOST}:{LOCAL_PORT}/{DEFAULT_DATABASE}"
     return with_database(start_embedded(data_dir), DEFAULT_DATABASE)

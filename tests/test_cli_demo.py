@@ -14,10 +14,10 @@ import threading
 import pytest
 from rich.console import Console
 
-from exchange.cli import main
-from exchange.demo import DemoSession
-from exchange.demo_flow import demo_instruments
-from exchange.demo_view import depth_bar, render
+from cx.book_demo.demo import DemoSession
+from cx.book_demo.flow import demo_instruments
+from cx.book_demo.view import depth_bar, render
+from cx.cli import main
 from exchange.money import format_price, format_units, format_usdc
 
 NOW = 1_796_083_200_000_000_000  # 2026-12-01T00:00Z in ns: a fixed clock for repeatable runs

@@ -42,7 +42,7 @@ async def run(events_dir: str, url: str, prefix: str, snapshot_every: int) -> No
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m feeds.marketdata", description=__doc__)
     parser.add_argument("events_dir", help="the engine's event log directory (engine.events_dir)")
-    parser.add_argument("--redis", default=None, help="Redis URL (default: CX_REDIS_URL, ...)")
+    parser.add_argument("--redis", default=None, help="Redis URL (default: local, else embedded)")
     parser.add_argument("--prefix", default=DEFAULT_PREFIX, help="key prefix")
     parser.add_argument("--snapshot-every", type=int, default=200, help="updates per snapshot")
     args = parser.parse_args(argv)

@@ -2,7 +2,7 @@
 Pyth's best-practice guards, and the feeder that turns accepted quotes into the engine's
 ``SetOraclePrice`` commands.
 
-    # CX_PYTH_SOURCE decides the source; node.url is the embedded Solana runtime's
+    # settings (the pyth section) decide the source; node.url is the Solana runtime's
     await run_oracle(engine.submit, risk=engine.config.risk, rpc_url=node.url)
 """
 

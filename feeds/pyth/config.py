@@ -1,14 +1,14 @@
-"""Choosing the oracle source from configuration (``CX_PYTH_SOURCE``).
+"""The oracle's configuration (the ``pyth`` section) and choosing its source.
 
-``CX_PYTH_SOURCE`` is one of:
-- ``simulated`` (the default, also when unset): the SIMULATED publisher on the local Solana
-  runtime, read back through the on-chain path;
+``source`` (documented variable ``CX_PYTH_SOURCE``) is one of:
+- ``simulated`` (the default): the SIMULATED publisher on the local Solana runtime, read
+  back through the on-chain path;
 - ``hermes:<url>``: a Hermes instance, e.g. ``hermes:http://127.0.0.1:9000``; the API key,
-  if any, comes from ``CX_PYTH_API_KEY``;
+  if any, is ``api_key`` (``CX_PYTH_API_KEY``);
 - ``onchain:<ASSET>=<address>[,<ASSET>=<address>...]``: Pyth price accounts (PriceUpdateV2 or
-  legacy) on the cluster at ``CX_SOLANA_RPC_URL``.
-The simulated and on-chain sources need a Solana RPC URL: ``CX_SOLANA_RPC_URL``, or the URL of
-the embedded runtime passed in by whoever started it.
+  legacy) on the configured Solana cluster.
+The simulated and on-chain sources read the Solana RPC URL they are given: the configured
+cluster's (``CX_SOLANA_RPC_URL``) or the embedded runtime's, whichever the exchange uses.
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from solders.pubkey import Pubkey
 
 from feeds.pyth.catalog import FEEDS
@@ -28,16 +27,21 @@ from feeds.pyth.quote import OracleSource
 from feeds.pyth.simulated import SimulatedSource
 
 
-class PythSettings(BaseSettings):
-    """The oracle's settings from the environment (``CX_`` prefix)."""
+class PythSettings(BaseModel):
+    """The ``pyth`` section: a bad ``source`` is refused when the configuration is built."""
 
-    model_config = SettingsConfigDict(env_prefix="CX_", extra="ignore", frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
-    pyth_source: str = "simulated"
-    pyth_api_key: SecretStr | None = None
-    pyth_seed: int = 7  # the simulated random walk's seed
-    pyth_interval_ms: int = Field(default=400, gt=0)  # simulated publishing and on-chain polling
-    solana_rpc_url: str | None = None
+    source: str = "simulated"
+    api_key: SecretStr | None = None
+    seed: int = 7  # the simulated random walk's seed
+    interval_ms: int = Field(default=400, gt=0)  # simulated publishing and on-chain polling
+
+    @field_validator("source")
+    @classmethod
+    def _parses(cls, value: str) -> str:
+        parse_source(value)
+        return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,18 +90,20 @@ def open_source(
     rpc_url: str | None = None,
     metrics: OracleMetrics | None = None,
 ) -> OracleSource:
-    """The configured source. ``rpc_url`` (the embedded runtime's) is used when
-    ``CX_SOLANA_RPC_URL`` is not set."""
+    """The configured source; ``rpc_url`` is the Solana cluster the exchange uses (configured
+    or embedded), which the simulated and on-chain sources read."""
     settings = settings or PythSettings()
-    spec = parse_source(settings.pyth_source)
-    interval = settings.pyth_interval_ms / 1000
+    spec = parse_source(settings.source)
+    interval = settings.interval_ms / 1000
     if spec.kind == "hermes":
-        key = settings.pyth_api_key.get_secret_value() if settings.pyth_api_key else None
+        key = settings.api_key.get_secret_value() if settings.api_key else None
         return HermesSource(spec.hermes_url, api_key=key, metrics=metrics)
-    url = settings.solana_rpc_url or rpc_url
+    url = rpc_url
     if not url:
-        raise ValueError(f"the {spec.kind} oracle source needs CX_SOLANA_RPC_URL or a runtime URL")
+        raise ValueError(
+            f"the {spec.kind} oracle source needs a Solana RPC URL (CX_SOLANA_RPC_URL)"
+        )
     if spec.kind == "onchain":
         refs = [PriceAccountRef(a, Pubkey.from_string(s)) for a, s in spec.accounts.items()]
         return OnchainSource(url, refs, interval_s=interval, metrics=metrics)
-    return SimulatedSource(url, seed=settings.pyth_seed, interval_s=interval, metrics=metrics)
+    return SimulatedSource(url, seed=settings.seed, interval_s=interval, metrics=metrics)

@@ -1,6 +1,6 @@
 """The oracle as one long-running task: the configured source feeding one engine.
 
-What ``cx serve`` runs beside the engine: open the source ``CX_PYTH_SOURCE`` names, offer
+What ``cx serve`` runs beside the engine: open the source ``settings.source`` names, offer
 every quote it yields to an ``OracleFeeder``, and close the source when cancelled.
 """
 
@@ -23,7 +23,7 @@ async def run_oracle(
 ) -> None:
     """Feed ``submit`` (the engine's) from the configured source until cancelled.
 
-    ``rpc_url`` is the embedded Solana runtime's URL, used when ``CX_SOLANA_RPC_URL`` is unset;
+    ``rpc_url`` is the Solana cluster's URL (configured or the embedded runtime's);
     pass ``feeder`` to read its ``latest`` quotes (for display) while this runs.
     """
     source = open_source(settings, rpc_url=rpc_url, metrics=metrics)

@@ -17,6 +17,7 @@ import asyncpg
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
+from risk.config import RiskConfig
 from settlement.chain import programs
 from settlement.chain.config import ChainConfig
 from settlement.chain.direct import send_and_wait
@@ -60,12 +61,20 @@ class ChainContext:
 
 
 async def bootstrap(
-    pool: asyncpg.Pool, rpc: ChainRpc, authority: Keypair, config: ChainConfig, *, local: bool
+    pool: asyncpg.Pool,
+    rpc: ChainRpc,
+    authority: Keypair,
+    config: ChainConfig,
+    risk: RiskConfig,
+    *,
+    local: bool,
 ) -> ChainContext:
+    """The deployment, the authority topped up (local runtime) and the mints, with their
+    decimals from ``risk``'s assets."""
     deployment = await _deployment(pool, authority.pubkey())
     if local:
         await top_up(rpc, authority.pubkey(), config.local_airdrop_lamports)
-    mints = await _mints(pool, rpc, authority, config, local)
+    mints = await _mints(pool, rpc, authority, config, risk, local)
     log.info(
         "chain settlement: authority %s, deployment %s, mints %s",
         authority.pubkey(),
@@ -100,7 +109,12 @@ async def top_up(rpc: ChainRpc, authority: Pubkey, lamports: int) -> None:
 
 
 async def _mints(
-    pool: asyncpg.Pool, rpc: ChainRpc, authority: Keypair, config: ChainConfig, local: bool
+    pool: asyncpg.Pool,
+    rpc: ChainRpc,
+    authority: Keypair,
+    config: ChainConfig,
+    risk: RiskConfig,
+    local: bool,
 ) -> dict[int, Mint]:
     known = {
         r["asset_id"]: Mint(r["asset_id"], Pubkey.from_string(r["mint"]), r["decimals"])
@@ -109,7 +123,9 @@ async def _mints(
     wanted: dict[int, Pubkey | None] = {a: None for a in config.local_assets} if local else {}
     wanted.update({a: Pubkey.from_string(m) for a, m in config.settlement_mints.items()})
     for asset, address in wanted.items():
-        decimals = config.decimals(asset)
+        if not 0 <= asset < len(risk.assets):
+            raise ChainError(ChainErrorCode.NO_MINT, f"unknown asset {asset}")
+        decimals = risk.assets[asset].decimals
         if asset in known:
             if address is not None and address != known[asset].address:
                 raise ChainError(

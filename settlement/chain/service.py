@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import asyncpg
 from solana.rpc.commitment import Commitment
 
+from risk.config import RiskConfig
 from settlement.chain.batches import CutBatch, JournalHead, Settler, read_cursor
 from settlement.chain.config import ChainConfig
 from settlement.chain.context import ChainContext, bootstrap, top_up
@@ -89,17 +90,18 @@ class ChainSettlement:
         journal_head: JournalHead,
         engine_seq: EngineSeq | None = None,
         config: ChainConfig | None = None,
+        risk: RiskConfig | None = None,
         rpc_url: str | None = None,
         local: bool = False,
     ) -> ChainSettlement:
-        """``rpc_url`` (else ``config.solana_rpc_url``) is the node; ``local`` says it is the
+        """``rpc_url`` (else ``config.rpc_url``) is the node; ``local`` says it is the
         embedded runtime (the exchange may then create its key, fund it and mint).
         ``engine_seq`` (``lambda: engine.last_seq``) lets recovery wait until the event log
         has caught up with the engine before it concludes a command was never journaled;
         give it whenever the engine runs in this process."""
         self = object.__new__(cls)
         self.config = config = config or ChainConfig()
-        url = rpc_url or config.solana_rpc_url
+        url = rpc_url or config.rpc_url
         if url is None:
             raise ValueError("no Solana RPC URL: set CX_SOLANA_RPC_URL or start the local runtime")
         self.pool = pool
@@ -112,8 +114,10 @@ class ChainSettlement:
         self._lock = None
         try:
             await self._take_lock()
-            authority = load_authority(config.settlement_authority, create=local)
-            self.ctx = await bootstrap(pool, self.rpc, authority, config, local=local)
+            authority = load_authority(config.authority_path(), create=local)
+            self.ctx = await bootstrap(
+                pool, self.rpc, authority, config, risk or RiskConfig(), local=local
+            )
             self.vaults = Vaults(pool, self.ctx)
             await self.vaults.load()
             await self.vaults.ensure()

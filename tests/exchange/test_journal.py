@@ -392,7 +392,7 @@ def test_sigkill_loses_no_acknowledged_batch(tmp_path: Path) -> None:
 
 def test_cx_verify_command_reports_intact_and_damaged_journals(tmp_path, capsys) -> None:
     """The operator's ``cx verify`` runs the same check and sets the exit code."""
-    from exchange.cli import main
+    from cx.cli import main
 
     journal = Journal.open(tmp_path / "j")
     journal.append_batch([b"x" * 120, b"y" * 120])

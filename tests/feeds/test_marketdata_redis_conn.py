@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-import pytest
 import redis
 
 from feeds import redis_conn
@@ -17,13 +16,12 @@ def _closed_port() -> int:
         return s.getsockname()[1]  # nothing listens once the socket is closed
 
 
-def test_configured_url_wins(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(redis_conn.ENV, "redis://example.invalid:6390/3")
-    assert redis_conn.resolve_url() == "redis://example.invalid:6390/3"
+def test_configured_url_wins() -> None:
+    url = "redis://example.invalid:6390/3"
+    assert redis_conn.resolve_url(url=url) == url
 
 
-def test_local_server_is_detected_by_ping(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(redis_conn.ENV, raising=False)
+def test_local_server_is_detected_by_ping() -> None:
     assert not redis_conn.local_answers(port=_closed_port())
     if redis_conn.local_answers():
         assert redis_conn.resolve_url() == "redis://127.0.0.1:6379/0"

@@ -48,24 +48,22 @@ def test_bad_values(value: str, message: str) -> None:
     assert message in str(err.value)
 
 
-async def test_open_source_builds_the_configured_kind(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_open_source_builds_the_configured_kind() -> None:
     metrics = OracleMetrics(CollectorRegistry())
-    monkeypatch.setenv("CX_PYTH_SOURCE", "hermes:http://127.0.0.1:1")
-    monkeypatch.setenv("CX_PYTH_API_KEY", "secret")
-    hermes = open_source(metrics=metrics)
+    hermes_settings = PythSettings(source="hermes:http://127.0.0.1:1", api_key="secret")
+    hermes = open_source(hermes_settings, metrics=metrics)
     assert isinstance(hermes, HermesSource) and not hermes.simulated
 
-    monkeypatch.setenv("CX_PYTH_SOURCE", f"onchain:SOL={SOL_ACCOUNT}")
-    monkeypatch.setenv("CX_SOLANA_RPC_URL", "http://127.0.0.1:2")
-    onchain = open_source(metrics=metrics)
+    onchain_settings = PythSettings(source=f"onchain:SOL={SOL_ACCOUNT}")
+    onchain = open_source(onchain_settings, rpc_url="http://127.0.0.1:2", metrics=metrics)
     assert isinstance(onchain, OnchainSource) and not onchain.simulated
     assert [str(a.address) for a in onchain.accounts] == [SOL_ACCOUNT]
 
-    monkeypatch.delenv("CX_PYTH_SOURCE")
-    monkeypatch.delenv("CX_SOLANA_RPC_URL")
     with pytest.raises(ValueError, match="CX_SOLANA_RPC_URL"):
         open_source(metrics=metrics)
-    sim = open_source(PythSettings(pyth_interval_ms=100), rpc_url="http://127.0.0.1:3")
+    with pytest.raises(ValueError, match="CX_PYTH_SOURCE"):  # refused when configured
+        PythSettings(source="pyth")
+    sim = open_source(PythSettings(interval_ms=100), rpc_url="http://127.0.0.1:3")
     assert isinstance(sim, SimulatedSource) and sim.simulated
     assert sim.reader.interval_s == 0.1
     for source in (hermes, onchain, sim):

@@ -216,11 +216,17 @@ async def test_simulated_publish_times_chain(node: LocalSolana) -> None:
 async def test_run_oracle_feeds_the_engine_until_cancelled(
     node: LocalSolana, tmp_path: Path, metrics: OracleMetrics
 ) -> None:
-    settings = PythSettings(pyth_source="simulated", pyth_interval_ms=50, solana_rpc_url=node.url)
+    settings = PythSettings(source="simulated", interval_ms=50)
     with Engine.open(tmp_path / "engine") as engine:
         feeder = OracleFeeder(engine.submit, risk=engine.config.risk, metrics=metrics)
         task = asyncio.get_running_loop().create_task(
-            run_oracle(engine.submit, risk=engine.config.risk, settings=settings, feeder=feeder)
+            run_oracle(
+                engine.submit,
+                risk=engine.config.risk,
+                settings=settings,
+                rpc_url=node.url,
+                feeder=feeder,
+            )
         )
         try:
             async with asyncio.timeout(30):

@@ -9,6 +9,7 @@ recovery. Only the embedded Solana runtime and oracle run inside the served proc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -28,8 +29,11 @@ from servers import RUN_PREFIX, delete_matching
 
 from exchange.engine import Engine
 
-STARTUP_S = 120
-CX = Path(sys.executable).parent / "cx"  # the installed entry point
+STARTUP_S = 300  # a cold start compiles the engine (minutes on a loaded 2-core machine)
+STOP_S = 60
+# ``python -m cx`` from the repository root: the code under test, installed or not.
+CX = [sys.executable, "-m", "cx"]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -42,13 +46,17 @@ class Served:
     def __init__(self, var: Path, env: dict[str, str]) -> None:
         self.var, self.env, self.port = var, env, free_port()
         self.proc: subprocess.Popen[bytes] | None = None
+        self.groups: list[int] = []  # every process group started, stopped by ``close``
 
     def start(self) -> None:
         self.log_path = self.var.parent / f"serve-{self.port}.log"
-        log = open(self.log_path, "ab")  # noqa: SIM115
-        cmd = [str(CX), "serve", "--var", str(self.var)]
-        cmd += ["--port", str(self.port), "--demo-traffic"]
-        self.proc = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        cmd = [*CX, "serve", "--var", str(self.var), "--port", str(self.port), "--demo-traffic"]
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                cmd, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own group: the server and its children
+            )  # fmt: skip
+        self.groups.append(self.proc.pid)
         self.wait_for(lambda s: True, "health")
 
     def status(self) -> dict[str, Any]:
@@ -73,7 +81,16 @@ class Served:
     def kill(self, sig: int) -> int:
         assert self.proc is not None
         self.proc.send_signal(sig)
-        return self.proc.wait(timeout=60)
+        return self.proc.wait(timeout=STOP_S)
+
+    def close(self) -> None:
+        """SIGKILL every process group this test started (a server left running, the
+        embedded Solana node of a killed one) and reap the server."""
+        for group in self.groups:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGKILL)
+        if self.proc is not None:
+            self.proc.wait(timeout=STOP_S)
 
 
 @pytest.fixture
@@ -85,16 +102,18 @@ def served(tmp_path: Path, fresh_pg_url: str, redis_url: str) -> Iterator[Served
         "CX_REDIS_URL": redis_url,
         "CX_REDIS_PREFIX": prefix,
         "CX_RECONCILE_EVERY_S": "2",
+        "CX_SETTLEMENT_AUTHORITY": str(tmp_path / "keys" / "authority.json"),
     }
     env.pop("CX_SOLANA_RPC_URL", None)
     env.pop("CX_PYTH_SOURCE", None)
     s = Served(tmp_path / "var", env)
     try:
         yield s
-    finally:
-        if s.proc is not None and s.proc.poll() is None:
-            s.kill(signal.SIGKILL)
-        delete_matching(redis_url, f"{prefix}:*")
+    finally:  # also when the run is interrupted: pytest tears fixtures down on Ctrl-C
+        try:
+            s.close()
+        finally:
+            delete_matching(redis_url, f"{prefix}:*")
 
 
 def ledger_value(url: str, query: str) -> Any:
@@ -126,6 +145,9 @@ def test_the_whole_exchange_survives_sigkill_and_stops_cleanly(
         "trading, projections and a clean reconciliation",
     )
     assert first["oracle"]["SOL"]["label"] == "SIMULATED"
+    # The configured settlement key signs (it used to be replaced by the data directory's).
+    assert Path(served.env["CX_SETTLEMENT_AUTHORITY"]).is_file()
+    assert not (served.var / "settlement-authority.json").exists()
     assert first["engine"]["instruments"] == 32  # 2 resources x 2 regions x (spot + 7 days)
     served.wait_for(lambda s: trades_in_ledger(fresh_pg_url) > 0, "a trade in the ledger")
     served.wait_for(

@@ -22,8 +22,8 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 
+from cx.cli import main as cli_main
 from exchange import commands as C
-from exchange.cli import main as cli_main
 from exchange.codes import EventKind, RejectCode
 from exchange.engine import Engine
 from exchange.event_log import EventLog

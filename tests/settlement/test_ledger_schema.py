@@ -11,7 +11,7 @@ import asyncpg
 import numpy as np
 import pytest
 
-from exchange import cli
+from cx import cli
 from settlement import db, pgcopy
 from settlement.ledger import ENTRY
 from settlement.migrate import MIGRATIONS_DIR, MigrationError, discover, migrate
@@ -208,9 +208,9 @@ def test_cx_db_migrate(empty_db: str, capsys: pytest.CaptureFixture[str]) -> Non
 def test_database_url_resolution(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, pg_server_url: str
 ) -> None:
-    monkeypatch.setenv(db.ENV_URL, "postgresql://someone@db.example:5433/cx")
-    assert db.resolve_url(tmp_path / "pg") == "postgresql://someone@db.example:5433/cx"
-    monkeypatch.delenv(db.ENV_URL)
+    configured = "postgresql://someone@db.example:5433/cx"
+    assert db.resolve_url(tmp_path / "pg", configured) == configured
+    monkeypatch.delenv(db.ENV_URL, raising=False)  # ``cx`` would read it; resolve_url does not
     if db.postgres_answers(db.LOCAL_HOST, db.LOCAL_PORT):
         assert db.resolve_url(tmp_path / "pg") == "postgresql://postgres@127.0.0.1:5432/cx"
     with socket.socket() as other:  # something listening that is not Postgres

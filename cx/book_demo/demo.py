@@ -1,9 +1,9 @@
 """``cx demo``: a live terminal view of simulated order flow through the order book.
 
 It is the quickest way to see the matching engine work: no servers, no configuration, one
-process. The simulation (``demo_flow``) writes command batches, the book processes each
-batch in one call, the tape (``demo_tape``) reads the events back, and the view
-(``demo_view``) draws the result several times a second.
+process. The simulation (``flow``) writes command batches, the book processes each
+batch in one call, the tape (``tape``) reads the events back, and the view
+(``view``) draws the result several times a second.
 """
 
 from __future__ import annotations
@@ -12,16 +12,20 @@ import argparse
 import secrets
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 from rich.console import Console
 from rich.live import Live
 
-from exchange.demo_flow import DemoInstrument, OrderFlow, demo_instruments
-from exchange.demo_tape import MarketTape
-from exchange.demo_view import DemoFrame, InstrumentLine, render
+from cx.book_demo.flow import DemoInstrument, OrderFlow, demo_instruments
+from cx.book_demo.tape import MarketTape
+from cx.book_demo.view import DemoFrame, InstrumentLine, render
 from matching import OrderBook, ReferenceBook
 from matching.commands import empty_commands
+
+if TYPE_CHECKING:
+    from cx.settings import Settings
 
 HELP = "watch simulated order flow through the order book, live"
 REFRESH_PER_SECOND = 8
@@ -56,7 +60,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, settings: Settings) -> int:
     console = Console()
     if not console.is_terminal:
         console = Console(width=PLAIN_WIDTH)  # a pipe has no width; the view needs one

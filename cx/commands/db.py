@@ -1,6 +1,7 @@
 """The ledger database: ``cx db migrate`` applies the pending SQL migrations.
 
-The database is ``--url`` if given, else ``CX_DATABASE_URL``, else the database ``cx``
+The database is ``--url`` if given, else the configured one (``CX_DATABASE_URL``), else the
+database ``cx``
 (created if missing) on the Postgres at 127.0.0.1:5432 if one answers, else on an embedded
 Postgres with its data under ``--data-dir`` (default var/pg). Prints each migration
 applied, or that there was none; exits 1 if the migrations on disk and in the database
@@ -10,8 +11,11 @@ disagree or the database is unreachable.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cx.settings import Settings
 
 HELP = "ledger database tasks (migrate)"
 
@@ -23,13 +27,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     mig.add_argument("--data-dir", default="var/pg", help="embedded Postgres data directory")
 
 
-def run(args: argparse.Namespace) -> int:
+def overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {"database": {"url": args.url}}
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
     import asyncio
 
     import asyncpg
 
     from settlement.db import (
-        ENV_URL,
         DatabaseError,
         database_name,
         ensure_database,
@@ -38,8 +45,9 @@ def run(args: argparse.Namespace) -> int:
     )
     from settlement.migrate import MigrationError, MigrationReport, migrate
 
-    url = args.url or resolve_url(args.data_dir)
-    default = not args.url and not os.environ.get(ENV_URL)
+    configured = settings.database.configured_url()
+    url = resolve_url(args.data_dir, configured)
+    default = configured is None
 
     async def apply() -> MigrationReport:
         if default and await ensure_database(url):

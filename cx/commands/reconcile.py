@@ -1,19 +1,23 @@
 """Compare every vault's balance on chain with the Postgres ledger, and report each difference.
 
-The database is ``--url`` if given, else ``CX_DATABASE_URL``, else the Postgres on
-127.0.0.1:5432, else the embedded one under ``--data-dir``. The chain is ``--rpc-url`` or
-``CX_SOLANA_RPC_URL``; ``--local-state DIR`` instead starts the embedded runtime from its
-saved state (only while no server is running it). Fills between the ledger's cursor and
-the settled one are accounted for from the engine's event log (``--events``). Read-only.
+The database is ``--url`` if given, else the configured one (``CX_DATABASE_URL``), else the
+Postgres on 127.0.0.1:5432, else the embedded one under ``--data-dir``. The chain is
+``--rpc-url`` or the configured one (``CX_SOLANA_RPC_URL``); ``--local-state DIR`` instead
+starts the embedded runtime from its saved state (only while no server is running it).
+Fills between the ledger's cursor and the settled one are accounted for from the engine's
+event log (``--events``). Read-only.
 Exits 0 when everything agrees, 1 when anything differs, 2 when it cannot check.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cx.settings import Settings
 
 HELP = "compare on-chain vault balances with the ledger (read-only)"
 
@@ -29,7 +33,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
-def run(args: argparse.Namespace) -> int:
+def overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {"database": {"url": args.url}, "solana": {"rpc_url": args.rpc_url}}
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
     import asyncio
 
     import asyncpg
@@ -37,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from settlement.chain.errors import ChainError
 
     try:
-        report = asyncio.run(_check(args))
+        report = asyncio.run(_check(args, settings))
     except (ChainError, OSError, ValueError, asyncpg.PostgresError) as exc:
         print(f"cx reconcile: {exc}", file=sys.stderr)
         return 2
@@ -48,13 +56,13 @@ def run(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-async def _check(args: argparse.Namespace):
+async def _check(args: argparse.Namespace, settings: Settings):
     from settlement import db
     from settlement.chain.reconcile import reconcile
     from settlement.chain.rpc import Backoff, ChainRpc
 
-    url = args.url or db.resolve_url(args.data_dir)
-    rpc_url = args.rpc_url or os.environ.get("CX_SOLANA_RPC_URL")
+    url = db.resolve_url(args.data_dir, settings.database.configured_url())
+    rpc_url = settings.solana.rpc_url
     node = None
     if rpc_url is None:
         if not args.local_state:

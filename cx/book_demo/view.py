@@ -17,7 +17,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from exchange.demo_tape import NS_PER_S, TapeTotals, Trade
+from cx.book_demo.tape import NS_PER_S, TapeTotals, Trade
 from exchange.money import format_price
 from matching.codes import Side
 

@@ -1,0 +1,1 @@
+"""Trading bots that act on the exchange from outside: demo traffic today."""

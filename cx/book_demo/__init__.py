@@ -1,0 +1,1 @@
+"""``cx demo``: simulated order flow through the bare order book, drawn in the terminal."""

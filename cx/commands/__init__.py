@@ -1,0 +1,2 @@
+"""The ``cx`` subcommands, one module each: ``HELP``, ``configure(parser)`` and
+``run(args, settings)``."""
