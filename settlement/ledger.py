@@ -399,14 +399,17 @@ def _orders(o: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     last_kind = last[:, mc.E_KIND]
     leaves = np.where(last_kind == EventKind.ORDER_EXPIRED, 0, last[:, mc.E_LEAVES])
-    status = np.select(
+    status: np.ndarray = np.select(
         [
             leaves > 0,
             last_kind == EventKind.ORDER_FILLED,
             last_kind == EventKind.ORDER_CANCELLED,
             last_kind == EventKind.ORDER_EXPIRED,
         ],
-        [OrderStatus.LIVE, OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.EXPIRED],
+        np.array(
+            [OrderStatus.LIVE, OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.EXPIRED],
+            dtype=np.int64,
+        ),
         -1,
     )
     if (status < 0).any():

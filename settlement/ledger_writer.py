@@ -16,6 +16,7 @@ An UPDATE that does not find every row it must change is an error, never skipped
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -92,9 +93,8 @@ class _Statement:
 def _unnest(rows: np.ndarray, alias: str) -> str:
     """``unnest($1::t[], ...) AS alias(cols)`` for a structured array's fields."""
     names = rows.dtype.names or ()
-    args = ", ".join(
-        f"${i + 1}::{pgcopy.pg_type(rows.dtype.fields[n][0])}[]" for i, n in enumerate(names)
-    )
+    fields: Mapping[str, tuple[Any, ...]] = rows.dtype.fields or {}
+    args = ", ".join(f"${i + 1}::{pgcopy.pg_type(fields[n][0])}[]" for i, n in enumerate(names))
     return f"unnest({args}) AS {alias}({', '.join(names)})"
 
 

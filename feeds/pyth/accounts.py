@@ -141,7 +141,7 @@ def decode_legacy_price(
         raise AccountDecodeError("wrong_type", f"account type {acc_type} is not a price")
     if not LEGACY_AGG_END <= size <= len(data):
         raise AccountDecodeError("malformed", f"header size {size} for {len(data)} bytes")
-    account = PythPriceAccount(str(key), None)  # type: ignore[arg-type]  # no RPC: bytes only
+    account = PythPriceAccount(str(key), None)  # no RPC: decoding bytes only
     try:
         account.update_from(data[:size], version=version, offset=LEGACY_HEADER.size)
         info = account.aggregate_price_info
