@@ -21,7 +21,7 @@ from exchange.demo_flow import DemoInstrument, OrderFlow, demo_instruments
 from exchange.demo_tape import MarketTape
 from exchange.demo_view import DemoFrame, InstrumentLine, render
 from matching import OrderBook, ReferenceBook
-from matching.commands import empty_commands
+from matching.rows import empty_commands
 
 HELP = "watch simulated order flow through the order book, live"
 REFRESH_PER_SECOND = 8

@@ -194,23 +194,10 @@ def listing_commands(
     for key in schedule.listings(now):
         if key.name in listed:
             continue
-        spec = key.spec(next_id)
         cutoff_ns = int(key.window_start.timestamp()) * 1_000_000_000
-        out.append(
-            (
-                key,
-                ListInstrument(
-                    next_id,
-                    spec.tick_size,
-                    spec.lot_size,
-                    spec.min_price,
-                    spec.max_price,
-                    spec.min_qty,
-                    spec.max_qty,
-                    reference_price=reference_price,
-                    cutoff_ts=cutoff_ns,
-                ),
-            )
+        command = ListInstrument.of(
+            key.spec(next_id), reference_price=reference_price, cutoff_ts=cutoff_ns
         )
+        out.append((key, command))
         next_id += 1
     return out

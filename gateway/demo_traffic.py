@@ -16,6 +16,7 @@ import time
 from typing import TYPE_CHECKING
 
 from exchange import commands as C
+from exchange.ids import AccountId, InstrumentId, OrderId
 from matching.codes import OrderType, Side, TimeInForce
 from risk import codes as r
 from settlement.chain.local import mint_to
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from gateway.exchange_service import ExchangeService
 
 log = logging.getLogger(__name__)
-PROVIDER, BUYER = 1001, 1002
+PROVIDER, BUYER = AccountId(1001), AccountId(1002)
 FUNDING = 1_000_000 * 10**6  # 1M USDC in micro-USDC
 CAPACITY = 100_000  # GPU-hours per instrument
 ORDER_LIFETIME_S = 30
@@ -44,20 +45,26 @@ class DemoTraffic:
         if s.node is None:
             log.warning("demo traffic needs the embedded Solana runtime; not trading")
             return
-        ids = sorted(s.listings.values())[:INSTRUMENTS]
+        ids = [InstrumentId(i) for i in sorted(s.listings.values())[:INSTRUMENTS]]
         await self._open(ids)
         while not s.stop_event.is_set():
             s.engine.submit(C.rows(self._orders(ids)))
             await asyncio.sleep(INTERVAL_S)
 
-    async def _open(self, ids: list[int]) -> None:
+    async def _open(self, ids: list[InstrumentId]) -> None:
         s = self.service
         accounts = s.engine.core.risk.accounts
         if accounts.shape[0] <= BUYER or not accounts[BUYER, r.A_OPEN]:
             s.engine.submit(
                 C.rows(
-                    [C.OpenAccount(PROVIDER, r.Role.PROVIDER), C.OpenAccount(BUYER, r.Role.BUYER)]
-                    + [C.RegisterCapacity(PROVIDER, i, CAPACITY) for i in ids]
+                    [
+                        C.OpenAccount(account=PROVIDER, role=r.Role.PROVIDER),
+                        C.OpenAccount(account=BUYER, role=r.Role.BUYER),
+                    ]
+                    + [
+                        C.RegisterCapacity(account=PROVIDER, instrument=i, gpu_hours=CAPACITY)
+                        for i in ids
+                    ]
                 )
             )
             await s.chain.open_accounts([PROVIDER, BUYER])
@@ -65,7 +72,7 @@ class DemoTraffic:
             await mint_to(s.chain.ctx, 0, vault, FUNDING)  # the watcher credits it
             log.info("demo accounts %d (provider) and %d (buyer) opened", PROVIDER, BUYER)
 
-    def _orders(self, ids: list[int]) -> list[C.Command]:
+    def _orders(self, ids: list[InstrumentId]) -> list[C.Command]:
         ref = self.service.settings.reference_price
         tick = 1000
         expire = time.time_ns() + ORDER_LIFETIME_S * 10**9
@@ -78,19 +85,33 @@ class DemoTraffic:
         if self.rng.random() < 0.3:  # the buyer lifts the offer it sees
             out.append(
                 C.SubmitOrder(
-                    instrument, self._id(), BUYER, Side.BUY, ask, self.rng.randint(1, 3),
-                    OrderType.LIMIT, TimeInForce.IOC,
+                    instrument=instrument,
+                    order_id=self._id(),
+                    account=BUYER,
+                    side=Side.BUY,
+                    price=ask,
+                    qty=self.rng.randint(1, 3),
+                    order_type=OrderType.LIMIT,
+                    tif=TimeInForce.IOC,
                 )
-            )  # fmt: skip
+            )
         return out
 
-    def _limit(self, instrument: int, account: int, side: Side, price: int, expire: int):
+    def _limit(
+        self, instrument: InstrumentId, account: AccountId, side: Side, price: int, expire: int
+    ) -> C.SubmitOrder:
         qty = self.rng.randint(1, 10)
         return C.SubmitOrder(
-            instrument, self._id(), account, side, price, qty, tif=TimeInForce.GTD,
+            instrument=instrument,
+            order_id=self._id(),
+            account=account,
+            side=side,
+            price=price,
+            qty=qty,
+            tif=TimeInForce.GTD,
             expire_ts=expire,
-        )  # fmt: skip
+        )
 
-    def _id(self) -> int:
+    def _id(self) -> OrderId:
         self.next_order_id += 1
-        return self.next_order_id
+        return OrderId(self.next_order_id)

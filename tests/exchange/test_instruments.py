@@ -65,9 +65,11 @@ def test_spec_prices_on_the_0_001_tick_across_a_million_ticks(book_cls: type) ->
     assert spec.ticks == 1_000_000
     book = book_cls()
     book.add_instrument(spec)
-    events = book.new_order(1, 1, 7, 2, 2_013_000, 5)  # 2.013 USDC per GPU-hour
+    order = {"instrument": 7, "account": 1, "side": 2, "qty": 5}
+    events = book.new_order(order_id=1, price=2_013_000, **order)  # 2.013 USDC per GPU-hour
     assert events[0].kind.name == "ORDER_ACCEPTED"
-    assert book.new_order(2, 1, 7, 2, 2_013_500, 5)[0].reject_code.name == "PRICE_OFF_TICK"
+    events = book.new_order(order_id=2, price=2_013_500, **order)
+    assert events[0].reject_code.name == "PRICE_OFF_TICK"
 
 
 def test_status_transitions_follow_the_lifecycle() -> None:
