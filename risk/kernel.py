@@ -735,7 +735,7 @@ def run_command(rs, cmds, i, ev, n, max_accounts):
             return reject_command(ev, n, cmds, i, RJ_UNKNOWN_INSTRUMENT)
         new = cmds[i, mc.C_SIDE]
         old = ins[instr, r.I_STATUS]
-        if new < 1 or new > 6 or (TRANSITIONS[old] >> new) & 1 == 0:
+        if new < 1 or new > r.HIGHEST_STATUS or (TRANSITIONS[old] >> new) & 1 == 0:
             return reject_command(ev, n, cmds, i, RJ_INVALID_STATUS_TRANSITION)
         ins[instr, r.I_STATUS] = new
         return _event(

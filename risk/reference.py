@@ -37,13 +37,14 @@ from matching import codes as mc
 from matching.codes import BookEventKind, Liquidity, Side
 from risk.codes import (
     FEE_ACCOUNT,
+    HIGHEST_STATUS,
     ORACLE_TRADING,
-    TRANSITION_BITS,
     InstrumentState,
     RiskCommandKind,
     RiskEventKind,
     RiskReject,
     Role,
+    can_transition,
 )
 from risk.config import RiskConfig
 
@@ -481,7 +482,9 @@ class RiskModel:
         ins = self.instruments.get(instr)
         if ins is None:
             return reject(row, mc.BookReject.UNKNOWN_INSTRUMENT)
-        if not 1 <= new <= 6 or not (TRANSITION_BITS[ins.status] >> new) & 1:
+        if not 1 <= new <= HIGHEST_STATUS or not can_transition(
+            InstrumentState(ins.status), InstrumentState(new)
+        ):
             return reject(row, RiskReject.INVALID_STATUS_TRANSITION)
         old, ins.status = ins.status, new
         return event(

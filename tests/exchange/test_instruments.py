@@ -9,15 +9,17 @@ from pydantic import ValidationError
 
 from exchange.instruments import (
     MAX_PRICE_MICRO_USDC,
+    STATUS_TRANSITIONS,
     TICK_MICRO_USDC,
     InstrumentKey,
     InstrumentNameError,
-    InstrumentStatus,
+    InstrumentState,
     ListingSchedule,
     can_transition,
 )
 from matching.fast import FastBook
 from matching.reference import ReferenceBook
+from risk import codes as risk_codes
 
 DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
 
@@ -73,7 +75,8 @@ def test_spec_prices_on_the_0_001_tick_across_a_million_ticks(book_cls: type) ->
 
 
 def test_status_transitions_follow_the_lifecycle() -> None:
-    s = InstrumentStatus
+    s = InstrumentState
+    assert STATUS_TRANSITIONS is risk_codes.STATUS_TRANSITIONS  # one table, re-exported
     assert can_transition(s.PRE_OPEN, s.TRADING)
     assert can_transition(s.TRADING, s.HALTED) and can_transition(s.HALTED, s.TRADING)
     assert can_transition(s.TRADING, s.CLOSED)
