@@ -114,8 +114,8 @@ class InstrumentState(IntEnum):
 
 
 # The only moves an instrument's status may make; anything else is refused
-# (INVALID_STATUS_TRANSITION). The one table: the kernel, the reference model and the docs
-# all read it, through the values derived below.
+# (INVALID_STATUS_TRANSITION). The one table: the kernel reads it through the values derived
+# below, the reference model directly (can_transition); documents point here, not copy it.
 STATUS_TRANSITIONS: dict[InstrumentState, frozenset[InstrumentState]] = {
     InstrumentState.PRE_OPEN: frozenset({InstrumentState.TRADING, InstrumentState.CLOSED}),
     InstrumentState.TRADING: frozenset({InstrumentState.HALTED, InstrumentState.CLOSED}),
