@@ -28,8 +28,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from exchange import commands as cmd
+from exchange.codes import CommandKind
+from exchange.ids import InstrumentId
 from matching import codes as mc
-from matching.codes import CommandKind, OrderType, Side, TimeInForce
+from matching.codes import OrderType, Side, TimeInForce
 from risk.codes import Role
 
 TICK = 1_000  # micro-USDC: a tick of 0.001 USDC per GPU-hour
@@ -70,7 +72,7 @@ def setup_rows(instruments: int, accounts: int, capacity: int = CAPACITY) -> np.
     """List the instruments, open provider accounts, fund them and register capacity."""
     listing = [
         cmd.ListInstrument(
-            i,
+            instrument=InstrumentId(i),
             tick_size=TICK,
             lot_size=1,
             min_price=TICK,

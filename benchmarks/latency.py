@@ -95,7 +95,7 @@ def compile_driver() -> float:
     _now_ns(np.zeros(2, dtype=np.int64))
     book = FastBook()
     cmds = np.zeros((1, c.N_COMMAND_FIELDS), dtype=np.int64)
-    cmds[0, c.C_KIND] = c.CommandKind.CLOCK_TICK
+    cmds[0, c.C_KIND] = c.BookCommandKind.CLOCK_TICK
     lat = np.zeros(1, dtype=np.int64)
     stats = np.zeros(3, dtype=np.int64)
     _DRIVER(book.state, cmds, 0, time.monotonic_ns(), 1_000_000, book.events_buffer, lat, stats)

@@ -30,7 +30,7 @@ from benchmarks import harness, probes
 from benchmarks import workloads as wl
 from matching import codes as c
 from matching.api import OrderBook
-from matching.codes import EventKind
+from matching.codes import BookEventKind
 from matching.reference import ReferenceBook
 
 if TYPE_CHECKING:  # imported where it is used: its first import is part of a timed probe
@@ -83,7 +83,7 @@ def _batch_run(book: OrderBook, cmds: np.ndarray, prefix: int, first_id: int) ->
     """``prefix`` rows in one call (timed alone too), then the rest in 64k-row batches.
     Event statistics are gathered between the timed calls; orders from ``first_id`` on are
     the workload's own (ids below it came with the prefill)."""
-    kinds = np.zeros(len(EventKind) + 1, dtype=np.int64)
+    kinds = np.zeros(len(BookEventKind) + 1, dtype=np.int64)
     trade_cmds, traded_ids = 0, []
     total = 0.0
     prefix_s, prefix_events = 0.0, None
@@ -98,18 +98,18 @@ def _batch_run(book: OrderBook, cmds: np.ndarray, prefix: int, first_id: int) ->
         if a == 0:
             prefix_s, prefix_events = dt, ev
         kinds += np.bincount(ev[:, c.E_KIND], minlength=len(kinds))
-        fills = ev[ev[:, c.E_KIND] == EventKind.ORDER_FILLED]
+        fills = ev[ev[:, c.E_KIND] == BookEventKind.ORDER_FILLED]
         trade_cmds += len(np.unique(fills[:, c.E_SEQ]))
         ids = fills[:, c.E_ORDER_ID]
         traded_ids.append(np.unique(ids[ids >= first_id]))
     n = len(cmds)
-    rejects = int(kinds[EventKind.ORDER_REJECTED] + kinds[EventKind.COMMAND_REJECTED])
+    rejects = int(kinds[BookEventKind.ORDER_REJECTED] + kinds[BookEventKind.COMMAND_REJECTED])
     return {
         "seconds": total,
         "prefix_seconds": prefix_s,
         "prefix_events": prefix_events,
         "events": int(kinds.sum()),
-        "fills": int(kinds[EventKind.ORDER_FILLED]) // 2,
+        "fills": int(kinds[BookEventKind.ORDER_FILLED]) // 2,
         "reject_share": round(rejects / n, 4),
         "trade_command_share": round(trade_cmds / n, 4),
         "traded_order_share": round(
@@ -120,7 +120,7 @@ def _batch_run(book: OrderBook, cmds: np.ndarray, prefix: int, first_id: int) ->
 
 
 def _new_orders(cmds: np.ndarray) -> int:
-    return int(np.count_nonzero(cmds[:, c.C_KIND] == c.CommandKind.NEW_ORDER))
+    return int(np.count_nonzero(cmds[:, c.C_KIND] == c.BookCommandKind.NEW_ORDER))
 
 
 def _state_mb(book: OrderBook) -> float | None:

@@ -98,6 +98,7 @@ async def _run(
     from exchange import commands as C
     from exchange.engine import Engine
     from exchange.event_log import EventLog
+    from exchange.ids import AccountId, InstrumentId
     from matching import codes as mc
     from risk.codes import Role
     from settlement import db
@@ -128,13 +129,26 @@ async def _run(
             local=True,
         )
         setup: list[C.Command] = [
-            C.ListInstrument(i, TICK, 1, TICK, 10**6 * TICK, 1, 10_000, reference_price=REF)
+            C.ListInstrument(
+                instrument=InstrumentId(i),
+                tick_size=TICK,
+                lot_size=1,
+                min_price=TICK,
+                max_price=10**6 * TICK,
+                min_qty=1,
+                max_qty=10_000,
+                reference_price=REF,
+            )
             for i in range(1, INSTRUMENTS + 1)
         ]
-        setup += [C.OpenAccount(a, Role.MARKET_MAKER) for a in _buyers(buyers)]
-        setup += [C.OpenAccount(a, Role.PROVIDER) for a in _providers()]
         setup += [
-            C.RegisterCapacity(a, i, 10**9) for a in _providers() for i in range(1, INSTRUMENTS + 1)
+            C.OpenAccount(account=AccountId(a), role=Role.MARKET_MAKER) for a in _buyers(buyers)
+        ]
+        setup += [C.OpenAccount(account=AccountId(a), role=Role.PROVIDER) for a in _providers()]
+        setup += [
+            C.RegisterCapacity(account=AccountId(a), instrument=InstrumentId(i), gpu_hours=10**9)
+            for a in _providers()
+            for i in range(1, INSTRUMENTS + 1)
         ]
         engine.submit(C.rows(setup))
         await cs.open_accounts(_buyers(buyers) + _providers())

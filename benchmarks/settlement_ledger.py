@@ -68,16 +68,32 @@ WARMUP = Sizes(fills=3_000, row_fills=200, lag_seconds=0.3, repeats=1)
 
 def setup_rows() -> np.ndarray:
     from exchange import commands as C
+    from exchange.ids import AccountId, AssetId, InstrumentId
     from risk.codes import Role
 
     cmds: list[C.Command] = [
-        C.ListInstrument(i, TICK, 1, TICK, 1_000_000 * TICK, 1, 100_000, reference_price=REF)
+        C.ListInstrument(
+            instrument=InstrumentId(i),
+            tick_size=TICK,
+            lot_size=1,
+            min_price=TICK,
+            max_price=1_000_000 * TICK,
+            min_qty=1,
+            max_qty=100_000,
+            reference_price=REF,
+        )
         for i in INSTRUMENTS
     ]
-    cmds += [C.OpenAccount(a, Role.MARKET_MAKER) for a in BUYERS]
-    cmds += [C.OpenAccount(a, Role.PROVIDER) for a in PROVIDERS]
-    cmds += [C.Deposit(a, 0, 10**16, ref=a) for a in BUYERS]
-    cmds += [C.RegisterCapacity(a, i, 10**12) for a in PROVIDERS for i in INSTRUMENTS]
+    cmds += [C.OpenAccount(account=AccountId(a), role=Role.MARKET_MAKER) for a in BUYERS]
+    cmds += [C.OpenAccount(account=AccountId(a), role=Role.PROVIDER) for a in PROVIDERS]
+    cmds += [
+        C.Deposit(account=AccountId(a), asset=AssetId(0), amount=10**16, ref=a) for a in BUYERS
+    ]
+    cmds += [
+        C.RegisterCapacity(account=AccountId(a), instrument=InstrumentId(i), gpu_hours=10**12)
+        for a in PROVIDERS
+        for i in INSTRUMENTS
+    ]
     return C.rows(cmds)
 
 
@@ -168,13 +184,14 @@ async def _project(source, url: str, writer=None) -> dict[str, Any]:
 
 def _fill_seq(events_dir: Path, fills: int) -> int:
     """The command of the ``fills``-th trade in the log."""
+    from exchange.codes import EventKind
     from exchange.event_log import EventLog
     from matching import codes as mc
 
     seen, seq = 0, 0
     with EventLog.open(events_dir) as log:
         while len(rows := log.read_after(seq, 1 << 20)):
-            filled = rows[rows[:, mc.E_KIND] == mc.EventKind.ORDER_FILLED, mc.E_SEQ]
+            filled = rows[rows[:, mc.E_KIND] == EventKind.ORDER_FILLED, mc.E_SEQ]
             if seen + len(filled) >= 2 * fills:
                 return int(filled[2 * fills - seen - 1])
             seen += len(filled)
@@ -242,6 +259,7 @@ async def _same_tables(a: str, b: str) -> bool:
 
 async def measure_lag(root: Path, server: str, seconds: float) -> dict[str, Any]:
     """The engine at ~LAG_FILLS_PER_S in a thread, the projector following its log."""
+    from exchange.codes import EventKind
     from exchange.engine import Engine
     from exchange.event_log import EventLog
     from matching import codes as mc
@@ -278,7 +296,7 @@ async def measure_lag(root: Path, server: str, seconds: float) -> dict[str, Any]
                 events = engine.submit(rows[k * per : (k + 1) * per])
                 done = time.perf_counter()
                 kinds = events[:, mc.E_KIND]
-                fills = int(np.count_nonzero(kinds == mc.EventKind.ORDER_FILLED)) // 2
+                fills = int(np.count_nonzero(kinds == EventKind.ORDER_FILLED)) // 2
                 submitted.append((int(engine.last_seq), done, fills))
 
         thread = threading.Thread(target=producer, name="cx-bench-producer")

@@ -23,7 +23,7 @@ import numpy as np
 
 from matching import codes as c
 from matching.api import OrderBook
-from matching.codes import CommandKind, EventKind, OrderType, Side, TimeInForce
+from matching.codes import BookCommandKind, BookEventKind, OrderType, Side, TimeInForce
 from matching.reference import ReferenceBook
 from matching.spec import BookConfig, InstrumentSpec
 
@@ -92,18 +92,20 @@ def process_in_chunks(book: OrderBook, commands: np.ndarray) -> int:
 def _new_row(
     seq: int, instrument: int, oid: int, account: int, side: int, price: int, qty: int, tif: int
 ) -> list[int]:
-    kind, limit = CommandKind.NEW_ORDER, OrderType.LIMIT
+    kind, limit = BookCommandKind.NEW_ORDER, OrderType.LIMIT
     return [seq, seq, kind, instrument, oid, account, side, price, qty, limit, tif, 0, 0, 0, 0]
 
 
 def _cancel_row(seq: int, instrument: int, oid: int, account: int) -> list[int]:
-    return [seq, seq, CommandKind.CANCEL_ORDER, instrument, oid, account] + [0] * 9
+    return [seq, seq, BookCommandKind.CANCEL_ORDER, instrument, oid, account] + [0] * 9
 
 
 def _replace_row(
     seq: int, instrument: int, oid: int, account: int, price: int, qty: int
 ) -> list[int]:
-    return [seq, seq, CommandKind.REPLACE_ORDER, instrument, oid, account, 0, price, qty] + [0] * 6
+    return [seq, seq, BookCommandKind.REPLACE_ORDER, instrument, oid, account, 0, price, qty] + [
+        0
+    ] * 6
 
 
 class _LiveOrders:
@@ -290,19 +292,19 @@ class _FlowGenerator:
             return
         kind = ev[:, c.E_KIND]
         gone = (
-            (kind == EventKind.ORDER_FILLED)
-            | (kind == EventKind.ORDER_CANCELLED)
-            | (kind == EventKind.ORDER_EXPIRED)
+            (kind == BookEventKind.ORDER_FILLED)
+            | (kind == BookEventKind.ORDER_CANCELLED)
+            | (kind == BookEventKind.ORDER_EXPIRED)
         ) & (ev[:, c.E_LEAVES] == 0)
-        gone |= kind == EventKind.ORDER_REJECTED
+        gone |= kind == BookEventKind.ORDER_REJECTED
         for oid in ev[gone, c.E_ORDER_ID].tolist():
             self.live.discard(oid)
         self.rejects += int(
             np.count_nonzero(
-                (kind == EventKind.ORDER_REJECTED) | (kind == EventKind.COMMAND_REJECTED)
+                (kind == BookEventKind.ORDER_REJECTED) | (kind == BookEventKind.COMMAND_REJECTED)
             )
         )
-        fills = ev[kind == EventKind.ORDER_FILLED]
+        fills = ev[kind == BookEventKind.ORDER_FILLED]
         if len(fills):
             self.trade_commands += len(np.unique(fills[:, c.E_SEQ]))
             for inst, price in fills[:, [c.E_INSTRUMENT, c.E_PRICE]].tolist():
@@ -338,7 +340,7 @@ def resting_prefill(
     seq = np.arange(1, n + 1, dtype=np.int64)
     rows[:, c.C_SEQ] = seq
     rows[:, c.C_TS] = seq
-    rows[:, c.C_KIND] = CommandKind.NEW_ORDER
+    rows[:, c.C_KIND] = BookCommandKind.NEW_ORDER
     rows[:, c.C_INSTRUMENT] = inst
     rows[:, c.C_ORDER_ID] = seq
     rows[:, c.C_ACCOUNT] = rng.integers(0, accounts, n)
@@ -403,7 +405,7 @@ def _flow_workload(
         next_oid=len(prefill) + 1,
     )
     commands = gen.generate(n)
-    new_orders = int(np.count_nonzero(commands[:, c.C_KIND] == CommandKind.NEW_ORDER))
+    new_orders = int(np.count_nonzero(commands[:, c.C_KIND] == BookCommandKind.NEW_ORDER))
     return Workload(
         name,
         description,
@@ -512,7 +514,7 @@ def insert_heavy(n: int, *, seed: int = 2) -> Workload:
     rows = np.zeros((n, c.N_COMMAND_FIELDS), dtype=np.int64)
     rows[:, c.C_SEQ] = seq
     rows[:, c.C_TS] = seq
-    rows[:, c.C_KIND] = CommandKind.NEW_ORDER
+    rows[:, c.C_KIND] = BookCommandKind.NEW_ORDER
     rows[:, c.C_INSTRUMENT] = 0
     rows[:, c.C_ORDER_ID] = seq
     rows[:, c.C_ACCOUNT] = np.where(buy, rng.integers(0, 500, n), rng.integers(500, 1000, n))
@@ -546,8 +548,8 @@ def probe_commands() -> np.ndarray:
         _replace_row(6, 0, 1, 1, MID - 1, 10),
         _replace_row(7, 0, 99, 1, MID, 10),  # rejected: unknown order
         _new_row(8, 0, 5, 5, buy, MID - 2, 10, gtc),
-        [9, 9, CommandKind.MASS_CANCEL, -1, 0, 5] + [0] * 9,
-        [10, 10, CommandKind.CLOCK_TICK] + [0] * 12,
+        [9, 9, BookCommandKind.MASS_CANCEL, -1, 0, 5] + [0] * 9,
+        [10, 10, BookCommandKind.CLOCK_TICK] + [0] * 12,
         _new_row(11, 0, 6, 6, sell, 0, 10, gtc),  # rejected: price out of range
     ]
     market = _new_row(12, 0, 7, 7, sell, PRICE_MIN, 3, ioc)
@@ -559,5 +561,5 @@ def probe_commands() -> np.ndarray:
     gtd = _new_row(14, 0, 9, 9, sell, MID + 4, 30, TimeInForce.GTD)
     gtd[c.C_EXPIRE_TS] = 20
     rows.append(gtd)
-    rows.append([21, 21, CommandKind.CLOCK_TICK] + [0] * 12)  # expires the GTD order
+    rows.append([21, 21, BookCommandKind.CLOCK_TICK] + [0] * 12)  # expires the GTD order
     return np.array(rows, dtype=np.int64)

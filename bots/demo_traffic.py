@@ -21,12 +21,13 @@ from typing import Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from exchange import commands as C
+from exchange.ids import AccountId, AssetId, InstrumentId, OrderId
 from matching.codes import OrderType, Side, TimeInForce
 from risk import codes as r
 
 log = logging.getLogger(__name__)
-PROVIDER, BUYER = 1001, 1002
-USDC = 0
+PROVIDER, BUYER = AccountId(1001), AccountId(1002)
+USDC = AssetId(0)
 FUNDING = 1_000_000 * 10**6  # 1M USDC in micro-USDC
 CAPACITY = 100_000  # GPU-hours per instrument
 ORDER_LIFETIME_S = 30
@@ -55,13 +56,13 @@ class Venue(Protocol):
         """True where money may come from nowhere (the embedded chain)."""
         ...
 
-    def instrument_ids(self) -> list[int]: ...
+    def instrument_ids(self) -> list[InstrumentId]: ...
 
-    def account_open(self, account: int) -> bool: ...
+    def account_open(self, account: AccountId) -> bool: ...
 
     def submit(self, commands: Sequence[C.Command]) -> None: ...
 
-    async def fund(self, account: int, asset: int, amount: int) -> None:
+    async def fund(self, account: AccountId, asset: AssetId, amount: int) -> None:
         """Create the account's vaults on chain and transfer ``amount`` of ``asset`` into
         its vault (0: the vaults only); the deposit watcher credits it."""
         ...
@@ -86,19 +87,22 @@ class DemoTraffic:
             v.submit(self._orders(ids))
             await asyncio.sleep(self.settings.interval_s)
 
-    async def _open(self, ids: list[int]) -> None:
+    async def _open(self, ids: list[InstrumentId]) -> None:
         v = self.venue
         if v.account_open(BUYER):
             return
         v.submit(
-            [C.OpenAccount(PROVIDER, r.Role.PROVIDER), C.OpenAccount(BUYER, r.Role.BUYER)]
-            + [C.RegisterCapacity(PROVIDER, i, CAPACITY) for i in ids]
+            [
+                C.OpenAccount(account=PROVIDER, role=r.Role.PROVIDER),
+                C.OpenAccount(account=BUYER, role=r.Role.BUYER),
+            ]
+            + [C.RegisterCapacity(account=PROVIDER, instrument=i, gpu_hours=CAPACITY) for i in ids]
         )
         await v.fund(PROVIDER, USDC, 0)
         await v.fund(BUYER, USDC, FUNDING)
         log.info("demo accounts %d (provider) and %d (buyer) opened", PROVIDER, BUYER)
 
-    def _orders(self, ids: list[int]) -> list[C.Command]:
+    def _orders(self, ids: list[InstrumentId]) -> list[C.Command]:
         ref = self.reference_price
         expire = time.time_ns() + ORDER_LIFETIME_S * 10**9
         instrument = self.rng.choice(ids)
@@ -110,19 +114,32 @@ class DemoTraffic:
         if self.rng.random() < 0.3:  # the buyer lifts the offer it sees
             out.append(
                 C.SubmitOrder(
-                    instrument, self._id(), BUYER, Side.BUY, ask, self.rng.randint(1, 3),
-                    OrderType.LIMIT, TimeInForce.IOC,
+                    instrument=instrument,
+                    order_id=self._id(),
+                    account=BUYER,
+                    side=Side.BUY,
+                    price=ask,
+                    qty=self.rng.randint(1, 3),
+                    order_type=OrderType.LIMIT,
+                    tif=TimeInForce.IOC,
                 )
-            )  # fmt: skip
+            )
         return out
 
-    def _limit(self, instrument: int, account: int, side: Side, price: int, expire: int):
-        qty = self.rng.randint(1, 10)
+    def _limit(
+        self, instrument: InstrumentId, account: AccountId, side: Side, price: int, expire: int
+    ) -> C.SubmitOrder:
         return C.SubmitOrder(
-            instrument, self._id(), account, side, price, qty, tif=TimeInForce.GTD,
+            instrument=instrument,
+            order_id=self._id(),
+            account=account,
+            side=side,
+            price=price,
+            qty=self.rng.randint(1, 10),
+            tif=TimeInForce.GTD,
             expire_ts=expire,
-        )  # fmt: skip
+        )
 
-    def _id(self) -> int:
+    def _id(self) -> OrderId:
         self.next_order_id += 1
-        return self.next_order_id
+        return OrderId(self.next_order_id)

@@ -25,14 +25,14 @@ DONE = mk.DONE
 NEED_EVENT_ROOM = mk.NEED_EVENT_ROOM
 NEEDS_PYTHON = 20  # LIST_INSTRUMENT: the book arrays must grow in Python
 
-NEW_ORDER = int(mc.CommandKind.NEW_ORDER)
-CANCEL_ORDER = int(mc.CommandKind.CANCEL_ORDER)
-REPLACE_ORDER = int(mc.CommandKind.REPLACE_ORDER)
-MASS_CANCEL = int(mc.CommandKind.MASS_CANCEL)
-CLOCK_TICK = int(mc.CommandKind.CLOCK_TICK)
+NEW_ORDER = int(mc.BookCommandKind.NEW_ORDER)
+CANCEL_ORDER = int(mc.BookCommandKind.CANCEL_ORDER)
+REPLACE_ORDER = int(mc.BookCommandKind.REPLACE_ORDER)
+MASS_CANCEL = int(mc.BookCommandKind.MASS_CANCEL)
+CLOCK_TICK = int(mc.BookCommandKind.CLOCK_TICK)
 LIST_INSTRUMENT = int(r.RiskCommandKind.LIST_INSTRUMENT)
 FIRST_RISK_KIND = int(r.RiskCommandKind.OPEN_ACCOUNT)
-EV_REJECTED = int(mc.EventKind.ORDER_REJECTED)
+EV_REJECTED = int(mc.BookEventKind.ORDER_REJECTED)
 # How far ahead the kernel prefetches: hash slots AHEAD commands before, rows half-way.
 AHEAD = 16
 

@@ -2,9 +2,9 @@
 
 The kernels write event rows (``matching.codes`` E_* columns); these classes are how
 Python reads them at the edges (projections, gateway, tools, tests). Each class names the
-columns its kind uses once (``COLUMNS``), so decoding is one table lookup per row and
-``to_row`` is its exact inverse: a column no field names is zero in every row the cores
-write, which the tests check against real output.
+columns its kind uses once (``COLUMNS``) and ``exchange.records`` maps rows both ways:
+decoding is one table lookup per row and ``to_row`` is its exact inverse. A column no field
+names is zero in every row the cores write, which the tests check against real output.
 
 Column use follows the writers: ``matching.kernel._put`` for the book's events,
 ``risk.kernel.run_command``/``reject_command`` for risk's, ``exchange.listing`` for
@@ -16,51 +16,32 @@ record it). DEPOSITED/WITHDRAWN rows carry the command's ``ref`` in E_TRADE_ID.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
-from enum import Enum, IntEnum
+from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
 import numpy as np
 
 from exchange.codes import CommandKind, EventKind, RejectCode
+from exchange.commands import ACCOUNT_SCOPE, GLOBAL_SCOPE
+from exchange.ids import AccountId, AssetId, InstrumentId, OrderId, TradeId
+from exchange.records import Record, Row, record_table
 from matching import codes as mc
 from matching.codes import CancelReason, Liquidity, Side
 from risk.codes import InstrumentState, Role
 
-Row = Sequence[int] | np.ndarray
 
-
-@dataclass(frozen=True, slots=True)
-class Event:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event(Record):
     """``seq`` is the sequence number of the command that caused the event."""
 
-    KIND: ClassVar[int]
-    COLUMNS: ClassVar[dict[str, int]]
+    WIDTH = mc.N_EVENT_FIELDS
+    KIND_COLUMN = mc.E_KIND
+    HEADER: ClassVar[dict[str, int]] = {"seq": mc.E_SEQ}
+    RESERVED = frozenset({mc.E_SEQ, mc.E_KIND})
     seq: int
 
-    @classmethod
-    def from_row(cls, row: Row) -> Self:
-        """The event of this class a row holds (``ValueError`` for an out-of-range value)."""
-        kwargs = {name: convert(int(row[col])) for name, col, convert in _DECODERS[cls]}
-        return cls(int(row[mc.E_SEQ]), **kwargs)
-
     def to_row(self) -> np.ndarray:
-        row = np.zeros(mc.N_EVENT_FIELDS, dtype=np.int64)
-        row[mc.E_SEQ] = self.seq
-        row[mc.E_KIND] = self.KIND
-        for name, col in self.COLUMNS.items():
-            value = getattr(self, name)
-            row[col] = 0 if value is None else int(value)
-        return row
-
-    def to_wire(self) -> dict[str, Any]:
-        """Plain values for orjson: enums by name."""
-        out: dict[str, Any] = {"type": type(self).__name__}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            out[f.name] = value.name if isinstance(value, Enum) else value
-        return out
+        return self._row()
 
 
 # -- the book's events ------------------------------------------------------------------------
@@ -74,13 +55,13 @@ _ORDER = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OrderAccepted(Event):
     KIND = int(EventKind.ORDER_ACCEPTED)
     COLUMNS: ClassVar[dict[str, int]] = {**_ORDER, "leaves": mc.E_LEAVES, "shown": mc.E_SHOWN}
-    instrument: int
-    order_id: int
-    account: int
+    instrument: InstrumentId
+    order_id: OrderId
+    account: AccountId
     side: Side
     price: int
     qty: int
@@ -88,22 +69,22 @@ class OrderAccepted(Event):
     shown: int = 0  # the visible part if it rests: the display quantity of an iceberg
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OrderRejected(Event):
     """A new order refused by the book or by risk; the fields echo the command as sent."""
 
     KIND = int(EventKind.ORDER_REJECTED)
     COLUMNS: ClassVar[dict[str, int]] = {**_ORDER, "reason": mc.E_REASON}
-    instrument: int
-    order_id: int
-    account: int
+    instrument: InstrumentId
+    order_id: OrderId
+    account: AccountId
     side: Side | int  # not a Side when the side itself was invalid
     price: int
     qty: int
     reason: RejectCode
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OrderFilled(Event):
     """One side of a trade; a trade is two of these with the same ``trade_id``."""
 
@@ -118,22 +99,22 @@ class OrderFilled(Event):
         "contra_order_id": mc.E_CONTRA_ORDER_ID,
         "contra_account": mc.E_CONTRA_ACCOUNT,
     }
-    instrument: int
-    order_id: int
-    account: int
+    instrument: InstrumentId
+    order_id: OrderId
+    account: AccountId
     side: Side
     price: int
     qty: int  # filled by this trade
     leaves: int
     shown: int
-    trade_id: int
+    trade_id: TradeId
     liquidity: Liquidity
     fee: int  # quote base units charged to this side; negative is a maker rebate
-    contra_order_id: int
-    contra_account: int
+    contra_order_id: OrderId
+    contra_account: AccountId
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OrderCancelled(Event):
     """``qty`` was cancelled; ``leaves > 0`` means the order lives on (STP decrement)."""
 
@@ -144,9 +125,9 @@ class OrderCancelled(Event):
         "shown": mc.E_SHOWN,
         "reason": mc.E_REASON,
     }
-    instrument: int
-    order_id: int
-    account: int
+    instrument: InstrumentId
+    order_id: OrderId
+    account: AccountId
     side: Side
     price: int
     qty: int
@@ -155,13 +136,13 @@ class OrderCancelled(Event):
     reason: CancelReason
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OrderReplaced(Event):
     KIND = int(EventKind.ORDER_REPLACED)
     COLUMNS: ClassVar[dict[str, int]] = {**_ORDER, "leaves": mc.E_LEAVES, "shown": mc.E_SHOWN}
-    instrument: int
-    order_id: int
-    account: int
+    instrument: InstrumentId
+    order_id: OrderId
+    account: AccountId
     side: Side
     price: int
     qty: int  # new total quantity, filled part included
@@ -169,21 +150,21 @@ class OrderReplaced(Event):
     shown: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OrderExpired(Event):
     """A GTD order whose time came; ``qty`` is what was still open."""
 
     KIND = int(EventKind.ORDER_EXPIRED)
     COLUMNS: ClassVar[dict[str, int]] = _ORDER
-    instrument: int
-    order_id: int
-    account: int
+    instrument: InstrumentId
+    order_id: OrderId
+    account: AccountId
     side: Side
     price: int
     qty: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MassCancelDone(Event):
     KIND = int(EventKind.MASS_CANCEL_DONE)
     COLUMNS: ClassVar[dict[str, int]] = {
@@ -191,12 +172,12 @@ class MassCancelDone(Event):
         "account": mc.E_ACCOUNT,
         "count": mc.E_QTY,
     }
-    instrument: int  # -1: every instrument
-    account: int
+    instrument: InstrumentId  # -1: every instrument
+    account: AccountId
     count: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CommandRejected(Event):
     """A command other than a new order refused; the fields echo what identifies it."""
 
@@ -210,9 +191,9 @@ class CommandRejected(Event):
         "command": mc.E_TRADE_ID,
         "reason": mc.E_REASON,
     }
-    instrument: int
-    order_id: int
-    account: int
+    instrument: InstrumentId
+    order_id: OrderId
+    account: AccountId
     price: int
     qty: int
     command: CommandKind | int | None  # None: refused by the book; int: an unknown kind
@@ -220,11 +201,11 @@ class CommandRejected(Event):
 
 
 # -- risk's events -----------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AccountOpened(Event):
     KIND = int(EventKind.ACCOUNT_OPENED)
     COLUMNS: ClassVar[dict[str, int]] = {"account": mc.E_ACCOUNT, "role": mc.E_SIDE}
-    account: int
+    account: AccountId
     role: Role
 
 
@@ -237,29 +218,29 @@ _TRANSFER = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Deposited(Event):
     KIND = int(EventKind.DEPOSITED)
     COLUMNS: ClassVar[dict[str, int]] = _TRANSFER
-    account: int
-    asset: int
+    account: AccountId
+    asset: AssetId
     amount: int  # base units of the asset
     balance: int  # after the deposit
     ref: int = 0  # the command's reference
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Withdrawn(Event):
     KIND = int(EventKind.WITHDRAWN)
     COLUMNS: ClassVar[dict[str, int]] = _TRANSFER
-    account: int
-    asset: int
+    account: AccountId
+    asset: AssetId
     amount: int
     balance: int  # after the withdrawal
     ref: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OraclePriceSet(Event):
     """A Pyth price accepted, with the collateral value risk derived from it."""
 
@@ -273,7 +254,7 @@ class OraclePriceSet(Event):
         "status": mc.E_SIDE,
         "unit_value": mc.E_LEAVES,
     }
-    asset: int
+    asset: AssetId
     price: int  # Pyth mantissa
     conf: int
     expo: int
@@ -282,7 +263,7 @@ class OraclePriceSet(Event):
     unit_value: int  # quote base units per whole token, after confidence and haircut
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CapacityRegistered(Event):
     KIND = int(EventKind.CAPACITY_REGISTERED)
     COLUMNS: ClassVar[dict[str, int]] = {
@@ -291,13 +272,13 @@ class CapacityRegistered(Event):
         "gpu_hours": mc.E_QTY,
         "inventory": mc.E_LEAVES,
     }
-    account: int
-    instrument: int
+    account: AccountId
+    instrument: InstrumentId
     gpu_hours: int
     inventory: int  # sellable units after the registration
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LimitsSet(Event):
     KIND = int(EventKind.LIMITS_SET)
     COLUMNS: ClassVar[dict[str, int]] = {
@@ -307,41 +288,37 @@ class LimitsSet(Event):
         "max_open_orders": mc.E_SHOWN,
         "max_position": mc.E_LEAVES,
     }
-    account: int
+    account: AccountId
     max_order_qty: int
     max_order_notional: int
     max_open_orders: int
     max_position: int
 
 
-_ACCOUNT_SCOPE = 1
-_GLOBAL_SCOPE = 2
-
-
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class KillSwitchSet(Event):
     """``account=None`` is the exchange-wide switch (as in ``SetKillSwitch``)."""
 
     KIND = int(EventKind.KILL_SWITCH_SET)
     COLUMNS: ClassVar[dict[str, int]] = {"on": mc.E_QTY, "account": mc.E_ACCOUNT}
     on: bool
-    account: int | None = None
+    account: AccountId | None = None
 
     @classmethod
     def from_row(cls, row: Row) -> Self:
         scope = int(row[mc.E_SIDE])
-        if scope not in (_ACCOUNT_SCOPE, _GLOBAL_SCOPE):
+        if scope not in (ACCOUNT_SCOPE, GLOBAL_SCOPE):
             raise ValueError(f"kill switch scope {scope}")
-        account = int(row[mc.E_ACCOUNT]) if scope == _ACCOUNT_SCOPE else None
-        return cls(int(row[mc.E_SEQ]), bool(row[mc.E_QTY]), account)
+        account = AccountId(int(row[mc.E_ACCOUNT])) if scope == ACCOUNT_SCOPE else None
+        return cls(seq=int(row[mc.E_SEQ]), on=bool(row[mc.E_QTY]), account=account)
 
     def to_row(self) -> np.ndarray:
         row = Event.to_row(self)
-        row[mc.E_SIDE] = _GLOBAL_SCOPE if self.account is None else _ACCOUNT_SCOPE
+        row[mc.E_SIDE] = GLOBAL_SCOPE if self.account is None else ACCOUNT_SCOPE
         return row
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class InstrumentStatusChanged(Event):
     KIND = int(EventKind.INSTRUMENT_STATUS_CHANGED)
     COLUMNS: ClassVar[dict[str, int]] = {
@@ -349,12 +326,12 @@ class InstrumentStatusChanged(Event):
         "status": mc.E_SIDE,
         "previous": mc.E_QTY,
     }
-    instrument: int
+    instrument: InstrumentId
     status: InstrumentState
     previous: InstrumentState
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class InstrumentListed(Event):
     KIND = int(EventKind.INSTRUMENT_LISTED)
     COLUMNS: ClassVar[dict[str, int]] = {
@@ -366,7 +343,7 @@ class InstrumentListed(Event):
         "lot_size": mc.E_SHOWN,
         "cutoff_ts": mc.E_TRADE_ID,
     }
-    instrument: int
+    instrument: InstrumentId
     status: InstrumentState
     reference_price: int  # 0: none given
     max_qty: int
@@ -375,9 +352,8 @@ class InstrumentListed(Event):
     cutoff_ts: int = 0  # ns; 0: none
 
 
-EVENT_TYPES: dict[int, type[Event]] = {
-    cls.KIND: cls
-    for cls in (
+EVENT_TYPES: dict[int, type[Event]] = record_table(
+    [
         OrderAccepted,
         OrderRejected,
         OrderFilled,
@@ -395,8 +371,8 @@ EVENT_TYPES: dict[int, type[Event]] = {
         KillSwitchSet,
         InstrumentStatusChanged,
         InstrumentListed,
-    )
-}
+    ]
+)
 
 
 def from_row(row: Row) -> Event:
@@ -416,58 +392,3 @@ def decode(events: np.ndarray) -> list[Event]:
 def to_wire(event: Event) -> dict[str, Any]:
     """The event as plain values for orjson (enums by name, ``type`` = class name)."""
     return event.to_wire()
-
-
-# -- decoding tables ---------------------------------------------------------------------------
-def _enum_or_int(enum: type[IntEnum]) -> Callable[[int], int]:
-    """For echoed fields: the member when there is one, the raw value otherwise."""
-
-    def convert(value: int) -> int:
-        try:
-            return enum(value)
-        except ValueError:
-            return value
-
-    return convert
-
-
-_command_kind_or_int = _enum_or_int(CommandKind)
-
-
-def _command_kind(value: int) -> int | None:
-    return None if value == 0 else _command_kind_or_int(value)
-
-
-# Keyed by the annotation as written (``from __future__ import annotations`` keeps it a string).
-_CONVERTERS: dict[str, Callable[[int], Any]] = {
-    "int": int,
-    "bool": bool,
-    "Side": Side,
-    "Side | int": _enum_or_int(Side),
-    "Liquidity": Liquidity,
-    "CancelReason": CancelReason,
-    "RejectCode": RejectCode,
-    "CommandKind | int | None": _command_kind,
-    "Role": Role,
-    "InstrumentState": InstrumentState,
-}
-
-_DECODERS: dict[type[Event], list[tuple[str, int, Callable[[int], Any]]]] = {}
-
-
-def _build_decoders() -> None:
-    """(field, column, converter) per class, built at import so a wrong table fails there."""
-    for cls in EVENT_TYPES.values():
-        types = {f.name: str(f.type) for f in fields(cls) if f.name != "seq"}
-        if set(cls.COLUMNS) != set(types):
-            raise TypeError(f"{cls.__name__}: COLUMNS must name exactly its fields")
-        cols = set(cls.COLUMNS.values())
-        if len(cols) != len(cls.COLUMNS) or cols & {mc.E_SEQ, mc.E_KIND}:
-            raise TypeError(f"{cls.__name__}: two fields share a column, or seq/kind is reused")
-        if "from_row" not in vars(cls):  # a class with its own decoder needs no table
-            _DECODERS[cls] = [
-                (name, col, _CONVERTERS[types[name]]) for name, col in cls.COLUMNS.items()
-            ]
-
-
-_build_decoders()

@@ -15,13 +15,15 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import Enum
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from exchange.commands import ListInstrument
 from matching.spec import InstrumentSpec
+from risk.codes import STATUS_TRANSITIONS as STATUS_TRANSITIONS  # the lifecycle, re-exported
+from risk.codes import InstrumentState as InstrumentState
+from risk.codes import can_transition as can_transition
 
 NAME_PATTERN = re.compile(
     r"^(?P<resource>[A-Z0-9][A-Z0-9-]*[A-Z0-9])\.(?P<region>[a-z0-9][a-z0-9-]*[a-z0-9])\."
@@ -100,30 +102,6 @@ class InstrumentKey:
         )
 
 
-class InstrumentStatus(Enum):
-    PRE_OPEN = "pre_open"
-    TRADING = "trading"
-    HALTED = "halted"
-    CLOSED = "closed"  # trading stopped at the window's cut-off
-    DELIVERING = "delivering"
-    SETTLED = "settled"
-
-
-# The only moves an instrument's status may make; anything else is refused.
-STATUS_TRANSITIONS: dict[InstrumentStatus, frozenset[InstrumentStatus]] = {
-    InstrumentStatus.PRE_OPEN: frozenset({InstrumentStatus.TRADING, InstrumentStatus.CLOSED}),
-    InstrumentStatus.TRADING: frozenset({InstrumentStatus.HALTED, InstrumentStatus.CLOSED}),
-    InstrumentStatus.HALTED: frozenset({InstrumentStatus.TRADING, InstrumentStatus.CLOSED}),
-    InstrumentStatus.CLOSED: frozenset({InstrumentStatus.DELIVERING}),
-    InstrumentStatus.DELIVERING: frozenset({InstrumentStatus.SETTLED}),
-    InstrumentStatus.SETTLED: frozenset(),
-}
-
-
-def can_transition(current: InstrumentStatus, new: InstrumentStatus) -> bool:
-    return new in STATUS_TRANSITIONS[current]
-
-
 class ListingSchedule(BaseModel):
     """Which windows are listed: the next-hour spot window and daily windows ahead.
 
@@ -194,23 +172,10 @@ def listing_commands(
     for key in schedule.listings(now):
         if key.name in listed:
             continue
-        spec = key.spec(next_id)
         cutoff_ns = int(key.window_start.timestamp()) * 1_000_000_000
-        out.append(
-            (
-                key,
-                ListInstrument(
-                    next_id,
-                    spec.tick_size,
-                    spec.lot_size,
-                    spec.min_price,
-                    spec.max_price,
-                    spec.min_qty,
-                    spec.max_qty,
-                    reference_price=reference_price,
-                    cutoff_ts=cutoff_ns,
-                ),
-            )
+        command = ListInstrument.of(
+            key.spec(next_id), reference_price=reference_price, cutoff_ts=cutoff_ns
         )
+        out.append((key, command))
         next_id += 1
     return out

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from exchange.codes import CommandKind, EventKind
 from exchange.listing import decode_listing, listing_event
 from matching import codes as mc
-from matching.codes import CommandKind, EventKind
 from matching.reference import ReferenceBook
 from matching.spec import BookConfig
 from risk.codes import RiskCommandKind, RiskReject

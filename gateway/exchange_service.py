@@ -32,6 +32,7 @@ from redis.asyncio import Redis
 from exchange import commands as C
 from exchange.engine import Engine
 from exchange.event_log import EventLog
+from exchange.ids import AccountId, AssetId, InstrumentId
 from exchange.listing_registry import ListingRegistry
 from feeds import redis_conn
 from feeds.marketdata.feed import MarketDataFeed, follow
@@ -222,17 +223,17 @@ class ExchangeService:
     def can_fund(self) -> bool:
         return self.node is not None
 
-    def instrument_ids(self) -> list[int]:
-        return sorted(self.listings.values())
+    def instrument_ids(self) -> list[InstrumentId]:
+        return [InstrumentId(i) for i in sorted(self.listings.values())]
 
-    def account_open(self, account: int) -> bool:
+    def account_open(self, account: AccountId) -> bool:
         accounts = self.engine.core.risk.accounts
         return bool(account < accounts.shape[0] and accounts[account, r.A_OPEN])
 
     def submit(self, commands: Sequence[C.Command]) -> None:
         self.engine.submit(C.rows(list(commands)))
 
-    async def fund(self, account: int, asset: int, amount: int) -> None:
+    async def fund(self, account: AccountId, asset: AssetId, amount: int) -> None:
         """Create ``account``'s vaults and mint ``amount`` of ``asset`` into its vault: the
         embedded runtime only (``mint_to`` refuses a real cluster)."""
         await self.chain.open_accounts([account])

@@ -11,9 +11,9 @@ from typing import Any, Self
 
 import numpy as np
 
-from matching import commands as cmd
+from matching import rows
 from matching.codes import Side
-from matching.commands import Event
+from matching.rows import BookEvent
 from matching.snapshot import BookSnapshot, spec_from_row
 from matching.spec import BookConfig, InstrumentSpec
 
@@ -72,49 +72,75 @@ class OrderBook(ABC):
         ask = (int(asks[0, 0]), int(asks[0, 1])) if len(asks) else (0, 0)
         return (*bid, *ask)
 
-    def submit(self, row: np.ndarray) -> list[Event]:
-        return cmd.decode_events(self.process(row.reshape(1, -1)))
+    def submit(self, row: np.ndarray) -> list[BookEvent]:
+        return rows.decode_events(self.process(row.reshape(1, -1)))
 
+    # Ids are keyword-only, in the row's column order: a swapped id cannot run silently.
     def new_order(
         self,
+        *,
+        instrument: int,
         order_id: int,
         account: int,
-        instrument: int,
         side: Side,
         price: int,
         qty: int,
         **options: Any,
-    ) -> list[Event]:
-        """Options as ``commands.new_order_row``: order_type, tif, post_only, stp,
+    ) -> list[BookEvent]:
+        """Options as ``rows.new_order_row``: order_type, tif, post_only, stp,
         display_qty, expire_ts, seq, ts."""
         return self.submit(
-            cmd.new_order_row(order_id, account, instrument, side, price, qty, **options)
+            rows.new_order_row(
+                instrument=instrument,
+                order_id=order_id,
+                account=account,
+                side=side,
+                price=price,
+                qty=qty,
+                **options,
+            )
         )
 
     def cancel(
-        self, order_id: int, account: int, instrument: int, *, seq: int = 0, ts: int = 0
-    ) -> list[Event]:
-        return self.submit(cmd.cancel_row(order_id, account, instrument, seq=seq, ts=ts))
+        self, *, instrument: int, order_id: int, account: int, seq: int = 0, ts: int = 0
+    ) -> list[BookEvent]:
+        return self.submit(
+            rows.cancel_row(
+                instrument=instrument, order_id=order_id, account=account, seq=seq, ts=ts
+            )
+        )
 
     def replace(
         self,
+        *,
+        instrument: int,
         order_id: int,
         account: int,
-        instrument: int,
         price: int,
         qty: int,
-        *,
         seq: int = 0,
         ts: int = 0,
-    ) -> list[Event]:
+    ) -> list[BookEvent]:
+        """``qty`` is the new total order quantity, filled part included (FIX OrderQty)."""
         return self.submit(
-            cmd.replace_row(order_id, account, instrument, price, qty, seq=seq, ts=ts)
+            rows.replace_row(
+                instrument=instrument,
+                order_id=order_id,
+                account=account,
+                price=price,
+                qty=qty,
+                seq=seq,
+                ts=ts,
+            )
         )
 
     def mass_cancel(
-        self, account: int, instrument: int = -1, *, seq: int = 0, ts: int = 0
-    ) -> list[Event]:
-        return self.submit(cmd.mass_cancel_row(account, instrument, seq=seq, ts=ts))
+        self, *, account: int, instrument: int = -1, seq: int = 0, ts: int = 0
+    ) -> list[BookEvent]:
+        """``instrument=-1`` cancels the account's orders on every instrument."""
+        return self.submit(
+            rows.mass_cancel_row(account=account, instrument=instrument, seq=seq, ts=ts)
+        )
 
-    def clock_tick(self, ts: int, *, seq: int = 0) -> list[Event]:
-        return self.submit(cmd.clock_tick_row(ts, seq=seq))
+    def clock_tick(self, ts: int, *, seq: int = 0) -> list[BookEvent]:
+        return self.submit(rows.clock_tick_row(ts, seq=seq))

@@ -36,7 +36,9 @@ class STPMode(IntEnum):
     DECREMENT_AND_CANCEL = 3  # both shrink by the smaller size; the smaller is cancelled
 
 
-class CommandKind(IntEnum):
+class BookCommandKind(IntEnum):
+    """The book's command kinds (0-15); ``exchange.codes.CommandKind`` is every stage's."""
+
     NEW_ORDER = 1
     CANCEL_ORDER = 2
     REPLACE_ORDER = 3
@@ -44,7 +46,9 @@ class CommandKind(IntEnum):
     CLOCK_TICK = 5  # advances time; GTD orders whose time has come expire
 
 
-class EventKind(IntEnum):
+class BookEventKind(IntEnum):
+    """The book's event kinds (0-15); ``exchange.codes.EventKind`` is every stage's."""
+
     ORDER_ACCEPTED = 1
     ORDER_REJECTED = 2
     ORDER_FILLED = 3
@@ -52,11 +56,15 @@ class EventKind(IntEnum):
     ORDER_REPLACED = 5
     ORDER_EXPIRED = 6
     MASS_CANCEL_DONE = 7  # qty = number of orders cancelled
-    COMMAND_REJECTED = 8  # cancel / replace / mass cancel refused; reason = RejectCode
+    COMMAND_REJECTED = 8  # cancel / replace / mass cancel refused; reason = a reject code
 
 
-class RejectCode(IntEnum):
-    """Why a command changed nothing. Values are stable: they go on the wire."""
+class BookReject(IntEnum):
+    """Why the book refused a command (0-31). Values are stable: they go on the wire.
+
+    ``exchange.codes.RejectCode`` is the union with risk's codes, the name that packages
+    above ``matching`` use.
+    """
 
     OK = 0
     INVALID_COMMAND = 1
@@ -81,30 +89,30 @@ class RejectCode(IntEnum):
     REPLACE_BELOW_FILLED = 20
 
 
-REJECT_REASONS: dict[RejectCode, str] = {
-    RejectCode.OK: "accepted",
-    RejectCode.INVALID_COMMAND: "unknown command kind",
-    RejectCode.UNKNOWN_INSTRUMENT: "no such instrument in this book",
-    RejectCode.INVALID_ACCOUNT: "account id outside the configured range",
-    RejectCode.INVALID_ORDER_ID: "order id must be a positive integer",
-    RejectCode.INVALID_SIDE: "side must be BUY or SELL",
-    RejectCode.INVALID_ORDER_TYPE: "order type must be LIMIT or MARKET",
-    RejectCode.INVALID_TIME_IN_FORCE: "time in force not allowed for this order type",
-    RejectCode.INVALID_STP_MODE: "unknown self-trade prevention mode",
-    RejectCode.INVALID_POST_ONLY: "post-only needs a resting limit order (GTC or GTD)",
-    RejectCode.PRICE_OUT_OF_RANGE: "price outside the instrument's price range",
-    RejectCode.PRICE_OFF_TICK: "price is not a multiple of the tick size",
-    RejectCode.QUANTITY_OUT_OF_RANGE: "quantity outside the instrument's quantity limits",
-    RejectCode.QUANTITY_OFF_LOT: "quantity is not a multiple of the lot size",
-    RejectCode.INVALID_DISPLAY_QUANTITY: (
+BOOK_REJECT_REASONS: dict[BookReject, str] = {
+    BookReject.OK: "accepted",
+    BookReject.INVALID_COMMAND: "unknown command kind",
+    BookReject.UNKNOWN_INSTRUMENT: "no such instrument in this book",
+    BookReject.INVALID_ACCOUNT: "account id outside the configured range",
+    BookReject.INVALID_ORDER_ID: "order id must be a positive integer",
+    BookReject.INVALID_SIDE: "side must be BUY or SELL",
+    BookReject.INVALID_ORDER_TYPE: "order type must be LIMIT or MARKET",
+    BookReject.INVALID_TIME_IN_FORCE: "time in force not allowed for this order type",
+    BookReject.INVALID_STP_MODE: "unknown self-trade prevention mode",
+    BookReject.INVALID_POST_ONLY: "post-only needs a resting limit order (GTC or GTD)",
+    BookReject.PRICE_OUT_OF_RANGE: "price outside the instrument's price range",
+    BookReject.PRICE_OFF_TICK: "price is not a multiple of the tick size",
+    BookReject.QUANTITY_OUT_OF_RANGE: "quantity outside the instrument's quantity limits",
+    BookReject.QUANTITY_OFF_LOT: "quantity is not a multiple of the lot size",
+    BookReject.INVALID_DISPLAY_QUANTITY: (
         "display quantity must be a lot multiple no larger than the quantity, on a resting order"
     ),
-    RejectCode.INVALID_EXPIRE_TIME: "GTD needs an expiry after now; other orders take none",
-    RejectCode.DUPLICATE_ORDER_ID: "an open order already has this id",
-    RejectCode.ORDER_POOL_FULL: "the book holds its configured maximum of resting orders",
-    RejectCode.POST_ONLY_WOULD_TAKE: "post-only order would trade on arrival",
-    RejectCode.UNKNOWN_ORDER: "no open order with this id for this account and instrument",
-    RejectCode.REPLACE_BELOW_FILLED: "new quantity must exceed the quantity already filled",
+    BookReject.INVALID_EXPIRE_TIME: "GTD needs an expiry after now; other orders take none",
+    BookReject.DUPLICATE_ORDER_ID: "an open order already has this id",
+    BookReject.ORDER_POOL_FULL: "the book holds its configured maximum of resting orders",
+    BookReject.POST_ONLY_WOULD_TAKE: "post-only order would trade on arrival",
+    BookReject.UNKNOWN_ORDER: "no open order with this id for this account and instrument",
+    BookReject.REPLACE_BELOW_FILLED: "new quantity must exceed the quantity already filled",
 }
 
 
@@ -153,7 +161,7 @@ E_LEAVES = 8
 E_SHOWN = 9  # visible quantity of the order after the event (ACCEPTED: once it rests)
 E_TRADE_ID = 10
 E_LIQUIDITY = 11
-E_REASON = 12  # RejectCode for rejects, CancelReason for cancels
+E_REASON = 12  # a reject code for rejects, CancelReason for cancels
 E_CONTRA_ORDER_ID = 13
 E_CONTRA_ACCOUNT = 14
 N_EVENT_FIELDS = 15

@@ -25,12 +25,12 @@ from sortedcontainers import SortedDict, SortedList
 from matching import codes as c
 from matching.api import OrderBook
 from matching.codes import (
+    BookCommandKind,
+    BookEventKind,
+    BookReject,
     CancelReason,
-    CommandKind,
-    EventKind,
     Liquidity,
     OrderType,
-    RejectCode,
     Side,
     STPMode,
     TimeInForce,
@@ -112,16 +112,16 @@ class ReferenceBook(OrderBook):
             self._now = max(self._now, row[c.C_TS])
             self._expire_due()
             kind = row[c.C_KIND]
-            if kind == CommandKind.NEW_ORDER:
+            if kind == BookCommandKind.NEW_ORDER:
                 self._new_order(row)
-            elif kind == CommandKind.CANCEL_ORDER:
+            elif kind == BookCommandKind.CANCEL_ORDER:
                 self._cancel(row)
-            elif kind == CommandKind.REPLACE_ORDER:
+            elif kind == BookCommandKind.REPLACE_ORDER:
                 self._replace(row)
-            elif kind == CommandKind.MASS_CANCEL:
+            elif kind == BookCommandKind.MASS_CANCEL:
                 self._mass_cancel(row)
-            elif kind != CommandKind.CLOCK_TICK:
-                self._command_reject(row, RejectCode.INVALID_COMMAND)
+            elif kind != BookCommandKind.CLOCK_TICK:
+                self._command_reject(row, BookReject.INVALID_COMMAND)
         out = np.array(self._events, dtype=np.int64).reshape(-1, c.N_EVENT_FIELDS)
         self._events = []
         return out
@@ -186,7 +186,7 @@ class ReferenceBook(OrderBook):
     # --- events ------------------------------------------------------------------------
     def _emit(
         self,
-        kind: EventKind,
+        kind: BookEventKind,
         o: _Order,
         *,
         price: int,
@@ -204,22 +204,22 @@ class ReferenceBook(OrderBook):
             + [contra.order_id if contra else 0, contra.account if contra else 0]
         )
 
-    def _order_reject(self, row: list[int], code: RejectCode) -> None:
+    def _order_reject(self, row: list[int], code: BookReject) -> None:
         self._events.append(
-            [self._seq, EventKind.ORDER_REJECTED, row[c.C_INSTRUMENT], row[c.C_ORDER_ID]]
+            [self._seq, BookEventKind.ORDER_REJECTED, row[c.C_INSTRUMENT], row[c.C_ORDER_ID]]
             + [row[c.C_ACCOUNT], row[c.C_SIDE], row[c.C_PRICE], row[c.C_QTY], 0, 0, 0, 0]
             + [code, 0, 0]
         )
 
-    def _command_reject(self, row: list[int], code: RejectCode) -> None:
+    def _command_reject(self, row: list[int], code: BookReject) -> None:
         self._events.append(
-            [self._seq, EventKind.COMMAND_REJECTED, row[c.C_INSTRUMENT], row[c.C_ORDER_ID]]
+            [self._seq, BookEventKind.COMMAND_REJECTED, row[c.C_INSTRUMENT], row[c.C_ORDER_ID]]
             + [row[c.C_ACCOUNT], 0, row[c.C_PRICE], row[c.C_QTY], 0, 0, 0, 0, code, 0, 0]
         )
 
     def _cancelled(self, o: _Order, qty: int, reason: CancelReason, shown: int = 0) -> None:
         self._emit(
-            EventKind.ORDER_CANCELLED,
+            BookEventKind.ORDER_CANCELLED,
             o,
             price=o.price,
             qty=qty,
@@ -269,61 +269,61 @@ class ReferenceBook(OrderBook):
             qty = o.leaves
             self._remove(o)
             o.shown = o.hidden = 0
-            self._emit(EventKind.ORDER_EXPIRED, o, price=o.price, qty=qty, leaves=0)
+            self._emit(BookEventKind.ORDER_EXPIRED, o, price=o.price, qty=qty, leaves=0)
 
     # --- commands ----------------------------------------------------------------------
-    def _validate_new(self, r: list[int]) -> RejectCode:
+    def _validate_new(self, r: list[int]) -> BookReject:
         book = self._books.get(r[c.C_INSTRUMENT])
         if book is None:
-            return RejectCode.UNKNOWN_INSTRUMENT
+            return BookReject.UNKNOWN_INSTRUMENT
         spec = book.spec
         tif, otype, price, qty = r[c.C_TIF], r[c.C_ORDER_TYPE], r[c.C_PRICE], r[c.C_QTY]
         display, post_only = r[c.C_DISPLAY_QTY], r[c.C_POST_ONLY]
         resting = tif in RESTING_TIFS
         if not 0 <= r[c.C_ACCOUNT] < self.config.max_accounts:
-            return RejectCode.INVALID_ACCOUNT
+            return BookReject.INVALID_ACCOUNT
         if r[c.C_ORDER_ID] <= 0:
-            return RejectCode.INVALID_ORDER_ID
+            return BookReject.INVALID_ORDER_ID
         if r[c.C_SIDE] not in (Side.BUY, Side.SELL):
-            return RejectCode.INVALID_SIDE
+            return BookReject.INVALID_SIDE
         if otype not in (OrderType.LIMIT, OrderType.MARKET):
-            return RejectCode.INVALID_ORDER_TYPE
+            return BookReject.INVALID_ORDER_TYPE
         if not TimeInForce.GTC <= tif <= TimeInForce.GTD or (otype == OrderType.MARKET and resting):
-            return RejectCode.INVALID_TIME_IN_FORCE
+            return BookReject.INVALID_TIME_IN_FORCE
         if not STPMode.CANCEL_NEWEST <= r[c.C_STP] <= STPMode.DECREMENT_AND_CANCEL:
-            return RejectCode.INVALID_STP_MODE
+            return BookReject.INVALID_STP_MODE
         if post_only not in (0, 1) or (
             post_only == 1 and (not resting or otype == OrderType.MARKET)
         ):
-            return RejectCode.INVALID_POST_ONLY
+            return BookReject.INVALID_POST_ONLY
         code = self._check_price_qty(spec, price, qty)
-        if code != RejectCode.OK:
+        if code != BookReject.OK:
             return code
         if display < 0 or display > qty or display % spec.lot_size or (display and not resting):
-            return RejectCode.INVALID_DISPLAY_QUANTITY
+            return BookReject.INVALID_DISPLAY_QUANTITY
         if (tif == TimeInForce.GTD and r[c.C_EXPIRE_TS] <= self._now) or (
             tif != TimeInForce.GTD and r[c.C_EXPIRE_TS] != 0
         ):
-            return RejectCode.INVALID_EXPIRE_TIME
+            return BookReject.INVALID_EXPIRE_TIME
         if r[c.C_ORDER_ID] in self._orders:
-            return RejectCode.DUPLICATE_ORDER_ID
+            return BookReject.DUPLICATE_ORDER_ID
         if resting and len(self._orders) >= self.config.max_orders:
-            return RejectCode.ORDER_POOL_FULL
+            return BookReject.ORDER_POOL_FULL
         if post_only == 1 and self._would_take(book, r[c.C_SIDE], price):
-            return RejectCode.POST_ONLY_WOULD_TAKE
-        return RejectCode.OK
+            return BookReject.POST_ONLY_WOULD_TAKE
+        return BookReject.OK
 
     @staticmethod
-    def _check_price_qty(spec: InstrumentSpec, price: int, qty: int) -> RejectCode:
+    def _check_price_qty(spec: InstrumentSpec, price: int, qty: int) -> BookReject:
         if not spec.min_price <= price <= spec.max_price:
-            return RejectCode.PRICE_OUT_OF_RANGE
+            return BookReject.PRICE_OUT_OF_RANGE
         if price % spec.tick_size:
-            return RejectCode.PRICE_OFF_TICK
+            return BookReject.PRICE_OFF_TICK
         if not spec.min_qty <= qty <= spec.max_qty:
-            return RejectCode.QUANTITY_OUT_OF_RANGE
+            return BookReject.QUANTITY_OUT_OF_RANGE
         if qty % spec.lot_size:
-            return RejectCode.QUANTITY_OFF_LOT
-        return RejectCode.OK
+            return BookReject.QUANTITY_OFF_LOT
+        return BookReject.OK
 
     def _would_take(self, book: _Book, side: int, price: int) -> bool:
         opposite = book.sides[2 - side]
@@ -331,7 +331,7 @@ class ReferenceBook(OrderBook):
 
     def _new_order(self, r: list[int]) -> None:
         code = self._validate_new(r)
-        if code != RejectCode.OK:
+        if code != BookReject.OK:
             self._order_reject(r, code)
             return
         qty = r[c.C_QTY]
@@ -352,7 +352,7 @@ class ReferenceBook(OrderBook):
             expire_ts=r[c.C_EXPIRE_TS],
         )
         shown = o.display if 0 < o.display < qty else qty
-        self._emit(EventKind.ORDER_ACCEPTED, o, price=o.price, qty=qty, leaves=qty, shown=shown)
+        self._emit(BookEventKind.ORDER_ACCEPTED, o, price=o.price, qty=qty, leaves=qty, shown=shown)
         book = self._books[o.instrument]
         if o.tif == TimeInForce.FOK and not self._fok_fillable(book, o):
             qty_left = o.shown
@@ -424,7 +424,7 @@ class ReferenceBook(OrderBook):
             del level.orders[m.order_id]
             level.orders[m.order_id] = m  # back of the level
         self._emit(
-            EventKind.ORDER_FILLED,
+            BookEventKind.ORDER_FILLED,
             m,
             price=level.price,
             qty=q,
@@ -435,7 +435,7 @@ class ReferenceBook(OrderBook):
             contra=t,
         )
         self._emit(
-            EventKind.ORDER_FILLED,
+            BookEventKind.ORDER_FILLED,
             t,
             price=level.price,
             qty=q,
@@ -488,7 +488,7 @@ class ReferenceBook(OrderBook):
     def _cancel(self, r: list[int]) -> None:
         o = self._owned_order(r)
         if o is None:
-            self._command_reject(r, RejectCode.UNKNOWN_ORDER)
+            self._command_reject(r, BookReject.UNKNOWN_ORDER)
             return
         qty = o.leaves
         self._remove(o)
@@ -498,17 +498,17 @@ class ReferenceBook(OrderBook):
     def _replace(self, r: list[int]) -> None:
         o = self._owned_order(r)
         if o is None:
-            self._command_reject(r, RejectCode.UNKNOWN_ORDER)
+            self._command_reject(r, BookReject.UNKNOWN_ORDER)
             return
         book = self._books[o.instrument]
         spec = book.spec
         price, qty = r[c.C_PRICE], r[c.C_QTY]
         code = self._check_price_qty(spec, price, qty)
-        if code == RejectCode.OK and qty <= o.filled:
-            code = RejectCode.REPLACE_BELOW_FILLED
-        if code == RejectCode.OK and o.post_only == 1 and self._would_take(book, o.side, price):
-            code = RejectCode.POST_ONLY_WOULD_TAKE
-        if code != RejectCode.OK:
+        if code == BookReject.OK and qty <= o.filled:
+            code = BookReject.REPLACE_BELOW_FILLED
+        if code == BookReject.OK and o.post_only == 1 and self._would_take(book, o.side, price):
+            code = BookReject.POST_ONLY_WOULD_TAKE
+        if code != BookReject.OK:
             self._command_reject(r, code)
             return
         new_leaves = qty - o.filled
@@ -520,21 +520,26 @@ class ReferenceBook(OrderBook):
             o.qty = qty
             book.sides[o.side - 1][_key(o.side, price)].visible -= cut - from_hidden
             self._emit(
-                EventKind.ORDER_REPLACED, o, price=price, qty=qty, leaves=o.leaves, shown=o.shown
+                BookEventKind.ORDER_REPLACED,
+                o,
+                price=price,
+                qty=qty,
+                leaves=o.leaves,
+                shown=o.shown,
             )
             return
         self._remove(o)
         o.price, o.qty, o.shown, o.hidden = price, qty, new_leaves, 0
-        self._emit(EventKind.ORDER_REPLACED, o, price=price, qty=qty, leaves=new_leaves)
+        self._emit(BookEventKind.ORDER_REPLACED, o, price=price, qty=qty, leaves=new_leaves)
         self._enter(book, o)
 
     def _mass_cancel(self, r: list[int]) -> None:
         account, instrument = r[c.C_ACCOUNT], r[c.C_INSTRUMENT]
         if not 0 <= account < self.config.max_accounts:
-            self._command_reject(r, RejectCode.INVALID_ACCOUNT)
+            self._command_reject(r, BookReject.INVALID_ACCOUNT)
             return
         if instrument != -1 and instrument not in self._books:
-            self._command_reject(r, RejectCode.UNKNOWN_INSTRUMENT)
+            self._command_reject(r, BookReject.UNKNOWN_INSTRUMENT)
             return
         mine = self._by_account.get(account, {})
         ids = sorted(i for i, o in mine.items() if instrument in (-1, o.instrument))
@@ -545,6 +550,6 @@ class ReferenceBook(OrderBook):
             o.shown = o.hidden = 0
             self._cancelled(o, qty, CancelReason.MASS_CANCEL)
         self._events.append(
-            [self._seq, EventKind.MASS_CANCEL_DONE, instrument, 0, account, 0, 0, len(ids)]
+            [self._seq, BookEventKind.MASS_CANCEL_DONE, instrument, 0, account, 0, 0, len(ids)]
             + [0] * 7
         )

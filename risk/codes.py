@@ -103,27 +103,41 @@ class Role(IntEnum):
 
 
 class InstrumentState(IntEnum):
-    """Integer form of ``exchange.instruments.InstrumentStatus`` used in the arrays."""
+    """An instrument's status, as stored in the arrays and carried in rows."""
 
     PRE_OPEN = 1
     TRADING = 2
     HALTED = 3
-    CLOSED = 4
+    CLOSED = 4  # trading stopped at the window's cut-off
     DELIVERING = 5
     SETTLED = 6
 
 
-# Allowed status moves (mirrors exchange.instruments.STATUS_TRANSITIONS), as a bit per
-# target status: TRANSITION_BITS[from] & (1 << to).
-TRANSITION_BITS: tuple[int, ...] = (
-    0,
-    (1 << 2) | (1 << 4),  # PRE_OPEN -> TRADING, CLOSED
-    (1 << 3) | (1 << 4),  # TRADING -> HALTED, CLOSED
-    (1 << 2) | (1 << 4),  # HALTED -> TRADING, CLOSED
-    1 << 5,  # CLOSED -> DELIVERING
-    1 << 6,  # DELIVERING -> SETTLED
-    0,  # SETTLED
+# The only moves an instrument's status may make; anything else is refused
+# (INVALID_STATUS_TRANSITION). The one table: the kernel reads it through the values derived
+# below, the reference model directly (can_transition); documents point here, not copy it.
+STATUS_TRANSITIONS: dict[InstrumentState, frozenset[InstrumentState]] = {
+    InstrumentState.PRE_OPEN: frozenset({InstrumentState.TRADING, InstrumentState.CLOSED}),
+    InstrumentState.TRADING: frozenset({InstrumentState.HALTED, InstrumentState.CLOSED}),
+    InstrumentState.HALTED: frozenset({InstrumentState.TRADING, InstrumentState.CLOSED}),
+    InstrumentState.CLOSED: frozenset({InstrumentState.DELIVERING}),
+    InstrumentState.DELIVERING: frozenset({InstrumentState.SETTLED}),
+    InstrumentState.SETTLED: frozenset(),
+}
+
+HIGHEST_STATUS = int(max(InstrumentState))
+"""Statuses are 1..HIGHEST_STATUS; a compile-time constant for the kernel."""
+
+# The table as a bit per target status, for the kernel: TRANSITION_BITS[from] >> to & 1.
+TRANSITION_BITS: tuple[int, ...] = tuple(
+    sum(1 << target for target in STATUS_TRANSITIONS[InstrumentState(s)]) if s else 0
+    for s in range(HIGHEST_STATUS + 1)
 )
+
+
+def can_transition(current: InstrumentState, new: InstrumentState) -> bool:
+    return new in STATUS_TRANSITIONS[current]
+
 
 ORACLE_TRADING = 1  # Pyth's PriceStatus.TRADING
 FEE_ACCOUNT = 0  # account 0 collects fees; it is opened at genesis with the operator role

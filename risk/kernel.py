@@ -24,16 +24,16 @@ from risk import codes as r
 BUY = int(mc.Side.BUY)
 SELL = int(mc.Side.SELL)
 MAKER = int(mc.Liquidity.MAKER)
-EV_ACCEPTED = int(mc.EventKind.ORDER_ACCEPTED)
-EV_FILLED = int(mc.EventKind.ORDER_FILLED)
-EV_CANCELLED = int(mc.EventKind.ORDER_CANCELLED)
-EV_REPLACED = int(mc.EventKind.ORDER_REPLACED)
-EV_EXPIRED = int(mc.EventKind.ORDER_EXPIRED)
-EV_CMD_REJECTED = int(mc.EventKind.COMMAND_REJECTED)
+EV_ACCEPTED = int(mc.BookEventKind.ORDER_ACCEPTED)
+EV_FILLED = int(mc.BookEventKind.ORDER_FILLED)
+EV_CANCELLED = int(mc.BookEventKind.ORDER_CANCELLED)
+EV_REPLACED = int(mc.BookEventKind.ORDER_REPLACED)
+EV_EXPIRED = int(mc.BookEventKind.ORDER_EXPIRED)
+EV_CMD_REJECTED = int(mc.BookEventKind.COMMAND_REJECTED)
 RJ_OK = 0
-RJ_INVALID_COMMAND = int(mc.RejectCode.INVALID_COMMAND)
-RJ_UNKNOWN_INSTRUMENT = int(mc.RejectCode.UNKNOWN_INSTRUMENT)
-RJ_INVALID_ACCOUNT = int(mc.RejectCode.INVALID_ACCOUNT)
+RJ_INVALID_COMMAND = int(mc.BookReject.INVALID_COMMAND)
+RJ_UNKNOWN_INSTRUMENT = int(mc.BookReject.UNKNOWN_INSTRUMENT)
+RJ_INVALID_ACCOUNT = int(mc.BookReject.INVALID_ACCOUNT)
 
 OPEN_ACCOUNT = int(r.RiskCommandKind.OPEN_ACCOUNT)
 DEPOSIT = int(r.RiskCommandKind.DEPOSIT)
@@ -43,7 +43,7 @@ REGISTER_CAPACITY = int(r.RiskCommandKind.REGISTER_CAPACITY)
 SET_LIMITS = int(r.RiskCommandKind.SET_LIMITS)
 SET_KILL_SWITCH = int(r.RiskCommandKind.SET_KILL_SWITCH)
 SET_INSTRUMENT_STATUS = int(r.RiskCommandKind.SET_INSTRUMENT_STATUS)
-NEW_ORDER = int(mc.CommandKind.NEW_ORDER)
+NEW_ORDER = int(mc.BookCommandKind.NEW_ORDER)
 EV_ACCOUNT_OPENED = int(r.RiskEventKind.ACCOUNT_OPENED)
 EV_CAPACITY_REGISTERED = int(r.RiskEventKind.CAPACITY_REGISTERED)
 EV_DEPOSITED = int(r.RiskEventKind.DEPOSITED)
@@ -735,7 +735,7 @@ def run_command(rs, cmds, i, ev, n, max_accounts):
             return reject_command(ev, n, cmds, i, RJ_UNKNOWN_INSTRUMENT)
         new = cmds[i, mc.C_SIDE]
         old = ins[instr, r.I_STATUS]
-        if new < 1 or new > 6 or (TRANSITIONS[old] >> new) & 1 == 0:
+        if new < 1 or new > r.HIGHEST_STATUS or (TRANSITIONS[old] >> new) & 1 == 0:
             return reject_command(ev, n, cmds, i, RJ_INVALID_STATUS_TRANSITION)
         ins[instr, r.I_STATUS] = new
         return _event(

@@ -31,19 +31,21 @@ Rules
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from matching import codes as mc
-from matching.codes import EventKind, Liquidity, Side
+from matching.codes import BookEventKind, Liquidity, Side
 from risk.codes import (
     FEE_ACCOUNT,
+    HIGHEST_STATUS,
     ORACLE_TRADING,
-    TRANSITION_BITS,
     InstrumentState,
     RiskCommandKind,
     RiskEventKind,
     RiskReject,
     Role,
+    can_transition,
 )
 from risk.config import RiskConfig
 
@@ -164,7 +166,7 @@ class RiskModel:
             return RiskReject.UNKNOWN_ACCOUNT
         ins = self.instruments.get(instr)
         if ins is None:
-            return mc.RejectCode.UNKNOWN_INSTRUMENT
+            return mc.BookReject.UNKNOWN_INSTRUMENT
         if ins.cutoff and self.now >= ins.cutoff:
             return RiskReject.INSTRUMENT_NOT_TRADING
         if ins.status == InstrumentState.HALTED:
@@ -252,7 +254,7 @@ class RiskModel:
                 e[mc.E_SIDE],
             )
             price, qty, leaves = e[mc.E_PRICE], e[mc.E_QTY], e[mc.E_LEAVES]
-            if kind == EventKind.ORDER_ACCEPTED:
+            if kind == BookEventKind.ORDER_ACCEPTED:
                 p = self.positions[(acct, instr)]
                 if side == Side.BUY:
                     self.accounts[acct].reserved += self.reserve_for(price, qty)
@@ -261,9 +263,9 @@ class RiskModel:
                     p.inv_reserved += qty
                     p.open_sell += qty
                 self.accounts[acct].open_orders += 1
-            elif kind in (EventKind.ORDER_CANCELLED, EventKind.ORDER_EXPIRED):
+            elif kind in (BookEventKind.ORDER_CANCELLED, BookEventKind.ORDER_EXPIRED):
                 self._release(acct, instr, side, price, leaves + qty, leaves)
-            elif kind == EventKind.ORDER_REPLACED:
+            elif kind == BookEventKind.ORDER_REPLACED:
                 p = self.positions[(acct, instr)]
                 if side == Side.BUY:
                     self.accounts[acct].reserved += self.reserve_for(
@@ -273,7 +275,7 @@ class RiskModel:
                 else:
                     p.inv_reserved += leaves - old_leaves
                     p.open_sell += leaves - old_leaves
-            elif kind == EventKind.ORDER_FILLED:
+            elif kind == BookEventKind.ORDER_FILLED:
                 maker = e[mc.E_LIQUIDITY] == Liquidity.MAKER
                 notional = price * qty
                 bps = self.config.maker_fee_bps if maker else self.config.taker_fee_bps
@@ -299,7 +301,7 @@ class RiskModel:
     def run_command(self, row: list[int], max_accounts: int) -> list[int]:
         """Apply one of risk's commands; returns its one event row."""
         kind = row[mc.C_KIND]
-        handler = {
+        handlers: dict[int, Callable[[list[int], int], list[int]]] = {
             RiskCommandKind.OPEN_ACCOUNT: self._open_account,
             RiskCommandKind.DEPOSIT: self._deposit,
             RiskCommandKind.WITHDRAW: self._withdraw,
@@ -308,15 +310,16 @@ class RiskModel:
             RiskCommandKind.SET_LIMITS: self._limits,
             RiskCommandKind.SET_KILL_SWITCH: self._kill,
             RiskCommandKind.SET_INSTRUMENT_STATUS: self._status,
-        }.get(kind)
+        }
+        handler = handlers.get(kind)
         if handler is None:
-            return reject(row, mc.RejectCode.INVALID_COMMAND)
+            return reject(row, mc.BookReject.INVALID_COMMAND)
         return handler(row, max_accounts)
 
     def _open_account(self, row, max_accounts):
         acct, role = row[mc.C_ACCOUNT], row[mc.C_SIDE]
         if not 0 <= acct < max_accounts:
-            return reject(row, mc.RejectCode.INVALID_ACCOUNT)
+            return reject(row, mc.BookReject.INVALID_ACCOUNT)
         if role not in set(Role):
             return reject(row, RiskReject.INVALID_ROLE)
         if acct in self.accounts:
@@ -419,7 +422,7 @@ class RiskModel:
             return reject(row, RiskReject.NOT_A_PROVIDER)
         ins = self.instruments.get(instr)
         if ins is None:
-            return reject(row, mc.RejectCode.UNKNOWN_INSTRUMENT)
+            return reject(row, mc.BookReject.UNKNOWN_INSTRUMENT)
         if ins.status not in (
             InstrumentState.PRE_OPEN,
             InstrumentState.TRADING,
@@ -461,7 +464,7 @@ class RiskModel:
     def _kill(self, row, _max_accounts):
         scope, on, acct = row[mc.C_SIDE], row[mc.C_QTY], row[mc.C_ACCOUNT]
         if scope not in (1, 2) or on not in (0, 1):
-            return reject(row, mc.RejectCode.INVALID_COMMAND)
+            return reject(row, mc.BookReject.INVALID_COMMAND)
         if scope == 1:
             if acct not in self.accounts:
                 return reject(row, RiskReject.UNKNOWN_ACCOUNT)
@@ -480,8 +483,10 @@ class RiskModel:
         instr, new = row[mc.C_INSTRUMENT], row[mc.C_SIDE]
         ins = self.instruments.get(instr)
         if ins is None:
-            return reject(row, mc.RejectCode.UNKNOWN_INSTRUMENT)
-        if not 1 <= new <= 6 or not (TRANSITION_BITS[ins.status] >> new) & 1:
+            return reject(row, mc.BookReject.UNKNOWN_INSTRUMENT)
+        if not 1 <= new <= HIGHEST_STATUS or not can_transition(
+            InstrumentState(ins.status), InstrumentState(new)
+        ):
             return reject(row, RiskReject.INVALID_STATUS_TRANSITION)
         old, ins.status = ins.status, new
         return event(
@@ -576,7 +581,7 @@ def event(
 def reject(row: list[int], code: int) -> list[int]:
     e = event(
         row,
-        EventKind.COMMAND_REJECTED,
+        BookEventKind.COMMAND_REJECTED,
         instrument=row[mc.C_INSTRUMENT],
         account=row[mc.C_ACCOUNT],
         price=row[mc.C_PRICE],

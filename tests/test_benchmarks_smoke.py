@@ -24,7 +24,7 @@ from benchmarks import matching as bench
 from benchmarks import workloads as wl
 from exchange.core import ExchangeCore
 from matching import codes as c
-from matching.codes import EventKind
+from matching.codes import BookEventKind
 from matching.fast import FastBook
 from matching.reference import ReferenceBook
 from matching.spec import BookConfig
@@ -74,10 +74,10 @@ def test_workloads_are_mostly_accepted_and_trade(name: str) -> None:
     events, _ = _events(w, ReferenceBook)
     kinds = events[:, c.E_KIND]
     rejects = np.count_nonzero(
-        (kinds == EventKind.ORDER_REJECTED) | (kinds == EventKind.COMMAND_REJECTED)
+        (kinds == BookEventKind.ORDER_REJECTED) | (kinds == BookEventKind.COMMAND_REJECTED)
     )
     assert rejects < 0.1 * len(w.commands)
-    assert np.count_nonzero(kinds == EventKind.ORDER_FILLED) > 0
+    assert np.count_nonzero(kinds == BookEventKind.ORDER_FILLED) > 0
     seqs = np.concatenate([w.prefill[:, c.C_SEQ], w.commands[:, c.C_SEQ]])
     assert np.array_equal(seqs, np.arange(1, len(seqs) + 1))
 
@@ -96,7 +96,7 @@ def test_probe_commands_agree_on_both_books() -> None:
         book.add_instrument(wl.instrument_spec(0))
         out.append(book.process(wl.probe_commands()))
     np.testing.assert_array_equal(*out)
-    assert set(out[0][:, c.E_KIND].tolist()) >= {int(k) for k in EventKind}
+    assert set(out[0][:, c.E_KIND].tolist()) >= {int(k) for k in BookEventKind}
 
 
 @pytest.mark.parametrize("rate", [100_000, 1_000_000])
@@ -168,7 +168,7 @@ def _core_events(rows: np.ndarray, setup: np.ndarray) -> np.ndarray:
     both[:, c.C_SEQ] = np.arange(1, len(both) + 1)
     both[:, c.C_TS] = 1
     setup_events = core.process(both[: len(setup)])
-    assert not np.isin(setup_events[:, c.E_KIND], [EventKind.COMMAND_REJECTED]).any()
+    assert not np.isin(setup_events[:, c.E_KIND], [BookEventKind.COMMAND_REJECTED]).any()
     return core.process(both[len(setup) :])
 
 
@@ -180,21 +180,21 @@ def test_engine_flow_is_deterministic_and_never_refused() -> None:
     a, b = ewl.flow(sizes.commands, **kw), ewl.flow(sizes.commands, **kw)
     np.testing.assert_array_equal(a.commands, b.commands)
     assert len(a.commands) == sizes.commands
-    ids = a.commands[a.commands[:, c.C_KIND] == c.CommandKind.NEW_ORDER, c.C_ORDER_ID]
+    ids = a.commands[a.commands[:, c.C_KIND] == c.BookCommandKind.NEW_ORDER, c.C_ORDER_ID]
     assert len(np.unique(ids)) == len(ids) and ids.min() >= 1
     events = _core_events(a.commands, ewl.setup_rows(sizes.instruments, sizes.accounts))
     kinds = events[:, c.E_KIND]
-    assert not np.isin(kinds, [EventKind.ORDER_REJECTED, EventKind.COMMAND_REJECTED]).any()
+    assert not np.isin(kinds, [BookEventKind.ORDER_REJECTED, BookEventKind.COMMAND_REJECTED]).any()
     mix = a.stats["mix"]
     assert isinstance(mix, dict)
-    assert np.count_nonzero(kinds == EventKind.ORDER_REPLACED) == round(
+    assert np.count_nonzero(kinds == BookEventKind.ORDER_REPLACED) == round(
         mix["replace"] * sizes.commands
     )
-    user_cancels = (kinds == EventKind.ORDER_CANCELLED) & (
+    user_cancels = (kinds == BookEventKind.ORDER_CANCELLED) & (
         events[:, c.E_REASON] == c.CancelReason.USER
     )
     assert np.count_nonzero(user_cancels) == round(mix["cancel"] * sizes.commands) > 0
-    assert np.count_nonzero(kinds == EventKind.ORDER_FILLED) > 0
+    assert np.count_nonzero(kinds == BookEventKind.ORDER_FILLED) > 0
 
 
 def test_engine_resting_rows_never_cross() -> None:
@@ -203,7 +203,7 @@ def test_engine_resting_rows_never_cross() -> None:
         sizes.resting_orders, instruments=sizes.instruments, accounts=sizes.accounts
     )
     events = _core_events(rows, ewl.setup_rows(sizes.instruments, sizes.accounts))
-    assert np.count_nonzero(events[:, c.E_KIND] == EventKind.ORDER_ACCEPTED) == len(rows)
+    assert np.count_nonzero(events[:, c.E_KIND] == BookEventKind.ORDER_ACCEPTED) == len(rows)
     assert len(events) == len(rows)
 
 

@@ -22,7 +22,7 @@ from cx.book_demo.flow import DemoInstrument, OrderFlow, demo_instruments
 from cx.book_demo.tape import MarketTape
 from cx.book_demo.view import DemoFrame, InstrumentLine, render
 from matching import OrderBook, ReferenceBook
-from matching.commands import empty_commands
+from matching.rows import empty_commands
 
 if TYPE_CHECKING:
     from cx.settings import Settings

@@ -15,8 +15,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from matching import codes as c
-from matching.codes import CommandKind, EventKind, OrderType, Side, TimeInForce
-from matching.commands import empty_commands, mass_cancel_row
+from matching.codes import BookCommandKind, BookEventKind, OrderType, Side, TimeInForce
+from matching.rows import empty_commands, mass_cancel_row
 from matching.spec import InstrumentSpec
 
 TICK = 1000  # micro-USDC: prices move in steps of 0.001 USDC per GPU-hour
@@ -43,10 +43,10 @@ TAKER_ORDER_ID_BASE = 1 << 48  # maker order ids stay below: they encode their q
 # Events after which an order with no quantity left is gone from the book.
 _CLOSING_KINDS = np.array(
     [
-        EventKind.ORDER_REJECTED,
-        EventKind.ORDER_FILLED,
-        EventKind.ORDER_CANCELLED,
-        EventKind.ORDER_EXPIRED,
+        BookEventKind.ORDER_REJECTED,
+        BookEventKind.ORDER_FILLED,
+        BookEventKind.ORDER_CANCELLED,
+        BookEventKind.ORDER_EXPIRED,
     ],
     dtype=np.int64,
 )
@@ -185,7 +185,7 @@ class OrderFlow:
         slot = (oid - 1) % self.slots
         current = (oid > 0) & (oid < TAKER_ORDER_ID_BASE) & (self._slot_order[slot] == oid)
         kind = events[:, c.E_KIND]
-        fills = current & (kind == EventKind.ORDER_FILLED)
+        fills = current & (kind == BookEventKind.ORDER_FILLED)
         np.add.at(self._slot_filled, slot[fills], events[fills, c.E_QTY])
         closed = current & np.isin(kind, _CLOSING_KINDS) & (events[:, c.E_LEAVES] == 0)
         self._slot_order[slot[closed]] = 0
@@ -226,8 +226,8 @@ class OrderFlow:
         qty = self._size[maker] * (1 + level // 3) + self._rng.integers(0, 10, count)
 
         out = empty_commands(count)
-        new = kind == CommandKind.NEW_ORDER
-        cancel = kind == CommandKind.CANCEL_ORDER
+        new = kind == BookCommandKind.NEW_ORDER
+        cancel = kind == BookCommandKind.CANCEL_ORDER
         out[:, c.C_KIND] = kind
         out[:, c.C_INSTRUMENT] = inst
         out[:, c.C_ORDER_ID] = oid
@@ -258,14 +258,14 @@ class OrderFlow:
             if oid == 0:
                 generation[s] += 1
                 oid = open_ids[s] = 1 + s + self.slots * generation[s]
-                kinds[i] = CommandKind.NEW_ORDER
+                kinds[i] = BookCommandKind.NEW_ORDER
             elif drop:
                 open_ids[s] = 0
-                kinds[i] = CommandKind.CANCEL_ORDER
+                kinds[i] = BookCommandKind.CANCEL_ORDER
             else:
-                kinds[i] = CommandKind.REPLACE_ORDER
+                kinds[i] = BookCommandKind.REPLACE_ORDER
             ids[i] = oid
-        fresh = slots[kinds == CommandKind.NEW_ORDER]
+        fresh = slots[kinds == BookCommandKind.NEW_ORDER]
         self._slot_filled[fresh] = 0
         self._slot_order[:] = open_ids
         self._slot_generation[:] = generation
@@ -277,7 +277,7 @@ class OrderFlow:
         maker = int(self._rng.integers(0, self.config.makers))
         pulled = (self._slot_instrument == inst) & (self._slot_maker == maker)
         self._slot_order[pulled] = 0
-        return mass_cancel_row(MAKER_ACCOUNT_BASE + maker, inst)
+        return mass_cancel_row(account=MAKER_ACCOUNT_BASE + maker, instrument=inst)
 
     def _taker_commands(self, count: int) -> np.ndarray:
         cfg, rng = self.config, self._rng
@@ -295,7 +295,7 @@ class OrderFlow:
         qty = np.rint(rng.lognormal(np.log(cfg.taker_size_median), 1.0, count))
 
         out = empty_commands(count)
-        out[:, c.C_KIND] = CommandKind.NEW_ORDER
+        out[:, c.C_KIND] = BookCommandKind.NEW_ORDER
         out[:, c.C_INSTRUMENT] = inst
         out[:, c.C_ORDER_ID] = self._next_taker_id + np.arange(count)
         out[:, c.C_ACCOUNT] = TAKER_ACCOUNT_BASE + rng.integers(0, cfg.takers, count)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from matching import codes as c
-from matching.codes import EventKind, Liquidity, Side
+from matching.codes import BookEventKind, Liquidity, Side
 
 NS_PER_S = 1_000_000_000
 
@@ -68,7 +68,7 @@ class MarketTape:
         """Account for one ``process`` call: its input, its output and how long it took."""
         kind = events[:, c.E_KIND]
         # Every trade yields a maker fill and a taker fill; taker fills count trades once.
-        taker_fill = (kind == EventKind.ORDER_FILLED) & (
+        taker_fill = (kind == BookEventKind.ORDER_FILLED) & (
             events[:, c.E_LIQUIDITY] == Liquidity.TAKER
         )
         trades = events[taker_fill]
@@ -82,8 +82,9 @@ class MarketTape:
             last_batch=len(commands),
             last_batch_ns=process_ns,
             trades=t.trades + len(trades),
-            orders_rejected=t.orders_rejected + int(np.sum(kind == EventKind.ORDER_REJECTED)),
-            commands_rejected=t.commands_rejected + int(np.sum(kind == EventKind.COMMAND_REJECTED)),
+            orders_rejected=t.orders_rejected + int(np.sum(kind == BookEventKind.ORDER_REJECTED)),
+            commands_rejected=t.commands_rejected
+            + int(np.sum(kind == BookEventKind.COMMAND_REJECTED)),
         )
         if len(trades):
             self._record_trades(commands, trades)

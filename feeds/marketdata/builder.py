@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from exchange.codes import CommandKind, EventKind
+from exchange.commands import ListInstrument
 from feeds.marketdata.book import BUY, L2Book
 from feeds.marketdata.checksum import DEPTH
 from feeds.marketdata.messages import BookSnapshot, BookUpdate, MarketData, Trade
@@ -256,7 +257,8 @@ class MarketDataBuilder:
             instr = row[mc.C_INSTRUMENT]
             if instr not in self.formats and instr not in self.books:
                 try:
-                    fmt = WireFormat.for_instrument(row[mc.C_ORDER_ID], row[mc.C_ACCOUNT])
+                    listing = ListInstrument.from_row(row)
+                    fmt = WireFormat.for_instrument(listing.tick_size, listing.lot_size)
                 except ValueError:
                     continue  # an invalid listing: the core refuses it too
                 self.formats[instr] = fmt

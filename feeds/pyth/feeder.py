@@ -20,6 +20,7 @@ import numpy as np
 
 from exchange.commands import SetOraclePrice, rows
 from exchange.events import CommandRejected, OraclePriceSet, decode
+from exchange.ids import AssetId
 from feeds.pyth.guards import OracleGuard, Refusal
 from feeds.pyth.metrics import OracleMetrics, default_metrics
 from feeds.pyth.quote import OracleQuote
@@ -127,7 +128,7 @@ class OracleFeeder:
             self.latest[quote.asset] = quote
             return Decision(quote, Outcome.NOT_PRICED)
         command = SetOraclePrice(
-            asset=asset,
+            asset=AssetId(asset),
             price=quote.price,
             conf=quote.conf,
             expo=quote.expo,

@@ -30,6 +30,7 @@ from solders.pubkey import Pubkey
 
 from exchange.codes import CommandKind
 from exchange.commands import Deposit
+from exchange.ids import AccountId, AssetId
 from settlement.chain.context import ChainContext
 from settlement.chain.engine_io import (
     EngineSeq,
@@ -183,7 +184,10 @@ class DepositWatcher:
         return await self._credit(ref, vault, row["account_id"], row["asset_id"], amount)
 
     async def _credit(self, ref: int, vault: str, account: int, asset: int, amount: int) -> Credit:
-        rows = await submit_command(self._submit, Deposit(account, asset, amount, ref))
+        rows = await submit_command(
+            self._submit,
+            Deposit(account=AccountId(account), asset=AssetId(asset), amount=amount, ref=ref),
+        )
         outcome = outcomes(rows, CommandKind.DEPOSIT, [ref])[ref]
         return await self._record(ref, vault, account, asset, amount, outcome)
 

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from exchange.codes import EventKind
 from matching import codes as mc
-from matching.codes import EventKind, Side
+from matching.codes import Side
 
 QUOTE_ASSET = 0
 

@@ -23,6 +23,7 @@ from solders.pubkey import Pubkey
 
 from exchange.codes import CommandKind, reason
 from exchange.commands import Deposit, Withdraw
+from exchange.ids import AccountId, AssetId
 from settlement.chain import programs
 from settlement.chain.context import ChainContext
 from settlement.chain.engine_io import (
@@ -151,7 +152,12 @@ class Withdrawals:
             destination,
             self._events.last_seq,
         )
-        rows = await submit_command(self._submit, Withdraw(account, asset, amount, withdrawal_id))
+        rows = await submit_command(
+            self._submit,
+            Withdraw(
+                account=AccountId(account), asset=AssetId(asset), amount=amount, ref=withdrawal_id
+            ),
+        )
         outcome = outcomes(rows, CommandKind.WITHDRAW, [withdrawal_id])[withdrawal_id]
         await self._settle_request(withdrawal_id, outcome)
         if not outcome.ok:
@@ -219,7 +225,12 @@ class Withdrawals:
             wid = r["withdrawal_id"]
             outcome = already.get(wid)
             if outcome is None:
-                command = Deposit(r["account_id"], r["asset_id"], r["amount"], wid)
+                command = Deposit(
+                    account=AccountId(r["account_id"]),
+                    asset=AssetId(r["asset_id"]),
+                    amount=r["amount"],
+                    ref=wid,
+                )
                 events = await submit_command(self._submit, command)
                 outcome = outcomes(events, CommandKind.DEPOSIT, [wid])[wid]
             if not outcome.ok:

@@ -23,13 +23,26 @@ PROVIDERS = tuple(range(21, 31))
 
 def setup_rows() -> np.ndarray:
     cmds: list[C.Command] = [
-        C.ListInstrument(i, TICK, 1, TICK, 1_000_000 * TICK, 1, 10_000, reference_price=REF)
+        C.ListInstrument(
+            instrument=i,
+            tick_size=TICK,
+            lot_size=1,
+            min_price=TICK,
+            max_price=1_000_000 * TICK,
+            min_qty=1,
+            max_qty=10_000,
+            reference_price=REF,
+        )
         for i in range(1, INSTRUMENTS + 1)
     ]
-    cmds += [C.OpenAccount(a, Role.MARKET_MAKER) for a in BUYERS]
-    cmds += [C.OpenAccount(a, Role.PROVIDER) for a in PROVIDERS]
-    cmds += [C.Deposit(a, 0, 10**15) for a in BUYERS]
-    cmds += [C.RegisterCapacity(a, i, 10**9) for a in PROVIDERS for i in range(1, INSTRUMENTS + 1)]
+    cmds += [C.OpenAccount(account=a, role=Role.MARKET_MAKER) for a in BUYERS]
+    cmds += [C.OpenAccount(account=a, role=Role.PROVIDER) for a in PROVIDERS]
+    cmds += [C.Deposit(account=a, asset=0, amount=10**15) for a in BUYERS]
+    cmds += [
+        C.RegisterCapacity(account=a, instrument=i, gpu_hours=10**9)
+        for a in PROVIDERS
+        for i in range(1, INSTRUMENTS + 1)
+    ]
     return C.rows(cmds)
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from enum import IntEnum
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import orjson
@@ -16,6 +16,8 @@ from exchange import codes
 from exchange import commands as C
 from exchange import events as E
 from exchange.codes import CommandKind, EventKind, RejectCode
+from exchange.ids import AccountId
+from exchange.records import record_table
 from matching import codes as mc
 from matching.codes import CancelReason, Liquidity, OrderType, Side, STPMode, TimeInForce
 from risk import codes as rc
@@ -23,23 +25,42 @@ from risk.codes import InstrumentState, Role
 
 TS = 10**18  # ns; the core's clock is the commands' timestamps
 
-UNIONS: list[tuple[type[IntEnum], tuple[type[IntEnum], ...]]] = [
-    (RejectCode, (mc.RejectCode, rc.RiskReject)),
-    (EventKind, (mc.EventKind, rc.RiskEventKind)),
-    (CommandKind, (mc.CommandKind, rc.RiskCommandKind)),
+STAGES: list[tuple[type[IntEnum], type[IntEnum], type[IntEnum], range, range]] = [
+    # the merged enum, the book's part, risk's part, and the ranges the two parts keep to
+    (RejectCode, mc.BookReject, rc.RiskReject, codes.BOOK_REJECTS, codes.RISK_REJECTS),
+    (EventKind, mc.BookEventKind, rc.RiskEventKind, codes.BOOK_KINDS, codes.RISK_KINDS),
+    (CommandKind, mc.BookCommandKind, rc.RiskCommandKind, codes.BOOK_KINDS, codes.RISK_KINDS),
 ]
 
 
 # -- codes -------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("union", "parts"), UNIONS, ids=lambda u: getattr(u, "__name__", ""))
-def test_union_holds_every_member_of_its_parts(union: type[IntEnum], parts: tuple) -> None:
-    for part in parts:
+@pytest.mark.parametrize("stages", STAGES, ids=lambda s: s[0].__name__)
+def test_merged_enum_is_exactly_the_union_of_the_stages(stages: tuple) -> None:
+    merged, book, risk, _, _ = stages
+    expected = {m.name: m.value for part in (book, risk) for m in part}
+    assert {m.name: m.value for m in merged} == expected  # nothing missing, added or renumbered
+    assert list(merged.__members__) == list(expected)  # in stage order: book, then risk
+    for part in (book, risk):
         for member in part:
-            assert union[member.name].value == member.value
-            assert union(member.value).name == member.name
-            assert union[member.name] == member  # IntEnum: interchangeable with the part's
-    assert len(union) == sum(len(part) for part in parts)
-    assert len(union.__members__) == len(union)  # no aliases: no value used twice
+            assert merged(member.value) == member  # IntEnum: interchangeable with the part's
+            assert merged(member.value).name == member.name
+
+
+@pytest.mark.parametrize("stages", STAGES, ids=lambda s: s[0].__name__)
+def test_stages_keep_to_their_ranges_and_reuse_no_name(stages: tuple) -> None:
+    merged, book, risk, book_range, risk_range = stages
+    assert all(m.value in book_range for m in book)
+    assert all(m.value in risk_range for m in risk)
+    assert not set(book_range) & set(risk_range)
+    assert not set(book.__members__) & set(risk.__members__)  # one name, one meaning
+    for enum in (merged, book, risk):
+        assert len(enum.__members__) == len(enum)  # no aliases: no value used twice
+
+
+def test_reject_ranges_tile_and_leave_the_gateway_free() -> None:
+    ranges = (codes.BOOK_REJECTS, codes.RISK_REJECTS, codes.GATEWAY_REJECTS)
+    assert [(r.start, r.stop) for r in ranges] == [(0, 32), (32, 64), (64, 96)]
+    assert not any(code in codes.GATEWAY_REJECTS for code in RejectCode)
 
 
 def test_every_reject_code_has_a_reason() -> None:
@@ -50,12 +71,11 @@ def test_every_reject_code_has_a_reason() -> None:
         codes.reason(RejectCode.INSUFFICIENT_BALANCE)
         == (rc.RISK_REJECT_REASONS[rc.RiskReject.INSUFFICIENT_BALANCE])
     )
+    assert (
+        codes.reason(mc.BookReject.UNKNOWN_ORDER)
+        == mc.BOOK_REJECT_REASONS[mc.BookReject.UNKNOWN_ORDER]
+    )
     assert codes.reason(70) == "unknown reject code 70"
-
-
-def test_gateway_range_is_free() -> None:
-    assert not any(code in codes.GATEWAY_CODES for code in RejectCode)
-    assert range(64, 96) == codes.GATEWAY_CODES
 
 
 def test_every_kind_has_a_class() -> None:
@@ -63,12 +83,58 @@ def test_every_kind_has_a_class() -> None:
     assert set(C.COMMAND_TYPES) == {int(k) for k in CommandKind}
 
 
+# -- the record base -----------------------------------------------------------------------------
+def test_records_take_keywords_only() -> None:
+    with pytest.raises(TypeError):
+        C.CancelOrder(1, 13, 2)  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        E.OrderExpired(5, 1, 10, 2, Side.SELL, 2_000_000, 4)  # type: ignore[misc]
+    assert C.CancelOrder(account=AccountId(2), order_id=13, instrument=1).to_row()[
+        [mc.C_INSTRUMENT, mc.C_ORDER_ID, mc.C_ACCOUNT]
+    ].tolist() == [1, 13, 2]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Unnamed(C.Command):  # a field with no column
+    KIND = 99
+    COLUMNS: ClassVar[dict[str, int]] = {"account": mc.C_ACCOUNT}
+    account: AccountId
+    qty: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Shared(C.Command):  # two fields in one column
+    KIND = 99
+    COLUMNS: ClassVar[dict[str, int]] = {"account": mc.C_ACCOUNT, "qty": mc.C_ACCOUNT}
+    account: AccountId
+    qty: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _OnTheKind(C.Command):  # a field in a column the base writes
+    KIND = 99
+    COLUMNS: ClassVar[dict[str, int]] = {"qty": mc.C_KIND}
+    qty: int
+
+
+@pytest.mark.parametrize("cls", [_Unnamed, _Shared, _OnTheKind], ids=lambda c: c.__name__)
+def test_record_table_refuses_a_wrong_column_table(cls: type[C.Command]) -> None:
+    with pytest.raises(TypeError):
+        record_table([cls])
+
+
+def test_record_table_refuses_a_kind_twice() -> None:
+    with pytest.raises(TypeError, match="kind"):
+        record_table([C.CancelOrder, C.CancelOrder])
+
+
 # -- strategies from the annotations ---------------------------------------------------------
 INT64 = st.integers(-(2**63), 2**63 - 1)
 BY_ANNOTATION: dict[str, st.SearchStrategy[Any]] = {
     "int": INT64,
     "bool": st.booleans(),
-    "int | None": st.none() | INT64,
+    **dict.fromkeys(("AccountId", "OrderId", "InstrumentId", "TradeId", "AssetId"), INT64),
+    "AccountId | None": st.none() | INT64,
     "Side": st.sampled_from(Side),
     "Side | int": st.sampled_from(Side) | INT64,
     "OrderType": st.sampled_from(OrderType),
@@ -119,11 +185,30 @@ ORDER = {"instrument": 1, "order_id": 10, "account": 2, "side": 2, "price": 2_00
 HAND_BUILT: list[tuple[np.ndarray, E.Event]] = [
     (
         _row(EventKind.ORDER_ACCEPTED, **ORDER, leaves=4, shown=4),
-        E.OrderAccepted(5, 1, 10, 2, Side.SELL, 2_000_000, 4, 4, 4),
+        E.OrderAccepted(
+            seq=5,
+            instrument=1,
+            order_id=10,
+            account=2,
+            side=Side.SELL,
+            price=2_000_000,
+            qty=4,
+            leaves=4,
+            shown=4,
+        ),
     ),
     (
         _row(EventKind.ORDER_REJECTED, **ORDER, reason=38),
-        E.OrderRejected(5, 1, 10, 2, Side.SELL, 2_000_000, 4, RejectCode.INSUFFICIENT_COLLATERAL),
+        E.OrderRejected(
+            seq=5,
+            instrument=1,
+            order_id=10,
+            account=2,
+            side=Side.SELL,
+            price=2_000_000,
+            qty=4,
+            reason=RejectCode.INSUFFICIENT_COLLATERAL,
+        ),
     ),
     (
         _row(
@@ -137,23 +222,61 @@ HAND_BUILT: list[tuple[np.ndarray, E.Event]] = [
             contra_order_id=11,
             contra_account=1,
         ),
-        E.OrderFilled(5, 1, 10, 2, Side.SELL, 2_000_000, 4, 6, 6, 3, Liquidity.MAKER, -1600, 11, 1),
+        E.OrderFilled(
+            seq=5,
+            instrument=1,
+            order_id=10,
+            account=2,
+            side=Side.SELL,
+            price=2_000_000,
+            qty=4,
+            leaves=6,
+            shown=6,
+            trade_id=3,
+            liquidity=Liquidity.MAKER,
+            fee=-1600,
+            contra_order_id=11,
+            contra_account=1,
+        ),
     ),
     (
         _row(EventKind.ORDER_CANCELLED, **ORDER, leaves=2, shown=1, reason=4),
-        E.OrderCancelled(5, 1, 10, 2, Side.SELL, 2_000_000, 4, 2, 1, CancelReason.SELF_TRADE),
+        E.OrderCancelled(
+            seq=5,
+            instrument=1,
+            order_id=10,
+            account=2,
+            side=Side.SELL,
+            price=2_000_000,
+            qty=4,
+            leaves=2,
+            shown=1,
+            reason=CancelReason.SELF_TRADE,
+        ),
     ),
     (
         _row(EventKind.ORDER_REPLACED, **ORDER, leaves=3, shown=3),
-        E.OrderReplaced(5, 1, 10, 2, Side.SELL, 2_000_000, 4, 3, 3),
+        E.OrderReplaced(
+            seq=5,
+            instrument=1,
+            order_id=10,
+            account=2,
+            side=Side.SELL,
+            price=2_000_000,
+            qty=4,
+            leaves=3,
+            shown=3,
+        ),
     ),
     (
         _row(EventKind.ORDER_EXPIRED, **ORDER),
-        E.OrderExpired(5, 1, 10, 2, Side.SELL, 2_000_000, 4),
+        E.OrderExpired(
+            seq=5, instrument=1, order_id=10, account=2, side=Side.SELL, price=2_000_000, qty=4
+        ),
     ),
     (
         _row(EventKind.MASS_CANCEL_DONE, instrument=-1, account=2, qty=3),
-        E.MassCancelDone(5, -1, 2, 3),
+        E.MassCancelDone(seq=5, instrument=-1, account=2, count=3),
     ),
     (
         _row(
@@ -167,20 +290,27 @@ HAND_BUILT: list[tuple[np.ndarray, E.Event]] = [
             reason=40,
         ),
         E.CommandRejected(
-            5, 1, 9, 2, 7, 8, CommandKind.REPLACE_ORDER, RejectCode.OUTSIDE_PRICE_BAND
+            seq=5,
+            instrument=1,
+            order_id=9,
+            account=2,
+            price=7,
+            qty=8,
+            command=CommandKind.REPLACE_ORDER,
+            reason=RejectCode.OUTSIDE_PRICE_BAND,
         ),
     ),
     (
         _row(EventKind.ACCOUNT_OPENED, account=3, side=2),
-        E.AccountOpened(5, 3, Role.PROVIDER),
+        E.AccountOpened(seq=5, account=3, role=Role.PROVIDER),
     ),
     (
         _row(EventKind.DEPOSITED, instrument=0, account=3, qty=100, leaves=150),
-        E.Deposited(5, account=3, asset=0, amount=100, balance=150),
+        E.Deposited(seq=5, account=3, asset=0, amount=100, balance=150),
     ),
     (
         _row(EventKind.WITHDRAWN, instrument=1, account=3, qty=100, leaves=50),
-        E.Withdrawn(5, account=3, asset=1, amount=100, balance=50),
+        E.Withdrawn(seq=5, account=3, asset=1, amount=100, balance=50),
     ),
     (
         _row(
@@ -194,7 +324,7 @@ HAND_BUILT: list[tuple[np.ndarray, E.Event]] = [
             trade_id=1_000_000_000,
         ),
         E.OraclePriceSet(
-            5,
+            seq=5,
             asset=1,
             price=15_000_000_000,
             conf=1_000_000,
@@ -206,12 +336,12 @@ HAND_BUILT: list[tuple[np.ndarray, E.Event]] = [
     ),
     (
         _row(EventKind.CAPACITY_REGISTERED, instrument=1, account=2, qty=100, leaves=130),
-        E.CapacityRegistered(5, account=2, instrument=1, gpu_hours=100, inventory=130),
+        E.CapacityRegistered(seq=5, account=2, instrument=1, gpu_hours=100, inventory=130),
     ),
     (
         _row(EventKind.LIMITS_SET, account=2, price=10**11, qty=1000, leaves=10**6, shown=50),
         E.LimitsSet(
-            5,
+            seq=5,
             account=2,
             max_order_qty=1000,
             max_order_notional=10**11,
@@ -221,11 +351,13 @@ HAND_BUILT: list[tuple[np.ndarray, E.Event]] = [
     ),
     (
         _row(EventKind.KILL_SWITCH_SET, account=2, side=1, qty=1),
-        E.KillSwitchSet(5, on=True, account=2),
+        E.KillSwitchSet(seq=5, on=True, account=2),
     ),
     (
         _row(EventKind.INSTRUMENT_STATUS_CHANGED, instrument=1, side=3, qty=2),
-        E.InstrumentStatusChanged(5, 1, InstrumentState.HALTED, InstrumentState.TRADING),
+        E.InstrumentStatusChanged(
+            seq=5, instrument=1, status=InstrumentState.HALTED, previous=InstrumentState.TRADING
+        ),
     ),
     (
         _row(
@@ -238,7 +370,16 @@ HAND_BUILT: list[tuple[np.ndarray, E.Event]] = [
             shown=1,
             trade_id=7 * 10**18,
         ),
-        E.InstrumentListed(5, 1, InstrumentState.PRE_OPEN, 2_000_000, 100_000, 1000, 1, 7 * 10**18),
+        E.InstrumentListed(
+            seq=5,
+            instrument=1,
+            status=InstrumentState.PRE_OPEN,
+            reference_price=2_000_000,
+            max_qty=100_000,
+            tick_size=1000,
+            lot_size=1,
+            cutoff_ts=7 * 10**18,
+        ),
     ),
 ]
 
@@ -263,7 +404,7 @@ def test_wire_names_enums() -> None:
     rejected = E.from_row(HAND_BUILT[7][0])
     wire = E.to_wire(rejected)
     assert wire["command"] == "REPLACE_ORDER" and wire["reason"] == "OUTSIDE_PRICE_BAND"
-    assert E.to_wire(E.KillSwitchSet(1, on=False))["account"] is None
+    assert E.to_wire(E.KillSwitchSet(seq=1, on=False))["account"] is None
 
 
 def test_echoed_values_that_are_not_members_stay_ints() -> None:
@@ -291,29 +432,61 @@ def core_events() -> np.ndarray:
 
     core = ExchangeCore()
     first = [
-        C.ListInstrument(1, 1000, 1, 1000, 1_000_000_000, 1, 100_000, reference_price=2_000_000),
-        C.OpenAccount(1, Role.BUYER),
-        C.OpenAccount(2, Role.PROVIDER),
-        C.Deposit(1, 0, 100_000_000),
-        C.SetOraclePrice(1, 15_000_000_000, 1_000_000, -8, TS // 10**9),
-        C.RegisterCapacity(2, 1, 100),
-        C.SetLimits(1, 1000, 10**11, 50, 10**6),
-        C.SubmitOrder(1, 10, 2, Side.SELL, 2_000_000, 10),
-        C.SubmitOrder(1, 11, 1, Side.BUY, 2_100_000, 4),  # accepted, two fills
-        C.SubmitOrder(1, 12, 1, Side.BUY, 2_100_000, 400),  # risk: insufficient collateral
-        C.SubmitOrder(1, 13, 1, Side.BUY, 1_900_000, 4),
-        C.ReplaceOrder(1, 13, 1, 1_950_000, 5),
-        C.CancelOrder(1, 13, 1),
-        C.CancelOrder(1, 99, 1),  # the book: unknown order
-        C.Deposit(7, 0, 5),  # risk: unknown account
-        C.SubmitOrder(1, 15, 1, Side.BUY, 1_800_000, 1),
-        C.MassCancel(1, 1),
-        C.SubmitOrder(1, 14, 1, Side.BUY, 1_800_000, 2, tif=TimeInForce.GTD, expire_ts=TS + 5),
-        C.SetKillSwitch(True, 1),
-        C.SetKillSwitch(False),
-        C.Withdraw(1, 0, 1),
+        C.ListInstrument(
+            instrument=1,
+            tick_size=1000,
+            lot_size=1,
+            min_price=1000,
+            max_price=1_000_000_000,
+            min_qty=1,
+            max_qty=100_000,
+            reference_price=2_000_000,
+        ),
+        C.OpenAccount(account=1, role=Role.BUYER),
+        C.OpenAccount(account=2, role=Role.PROVIDER),
+        C.Deposit(account=1, asset=0, amount=100_000_000),
+        C.SetOraclePrice(
+            asset=1, price=15_000_000_000, conf=1_000_000, expo=-8, publish_time=TS // 10**9
+        ),
+        C.RegisterCapacity(account=2, instrument=1, gpu_hours=100),
+        C.SetLimits(
+            account=1,
+            max_order_qty=1000,
+            max_order_notional=10**11,
+            max_open_orders=50,
+            max_position=10**6,
+        ),
+        C.SubmitOrder(
+            instrument=1, order_id=10, account=2, side=Side.SELL, price=2_000_000, qty=10
+        ),
+        C.SubmitOrder(
+            instrument=1, order_id=11, account=1, side=Side.BUY, price=2_100_000, qty=4
+        ),  # accepted, two fills
+        C.SubmitOrder(
+            instrument=1, order_id=12, account=1, side=Side.BUY, price=2_100_000, qty=400
+        ),  # risk: insufficient collateral
+        C.SubmitOrder(instrument=1, order_id=13, account=1, side=Side.BUY, price=1_900_000, qty=4),
+        C.ReplaceOrder(instrument=1, order_id=13, account=1, price=1_950_000, qty=5),
+        C.CancelOrder(instrument=1, order_id=13, account=1),
+        C.CancelOrder(instrument=1, order_id=99, account=1),  # the book: unknown order
+        C.Deposit(account=7, asset=0, amount=5),  # risk: unknown account
+        C.SubmitOrder(instrument=1, order_id=15, account=1, side=Side.BUY, price=1_800_000, qty=1),
+        C.MassCancel(instrument=1, account=1),
+        C.SubmitOrder(
+            instrument=1,
+            order_id=14,
+            account=1,
+            side=Side.BUY,
+            price=1_800_000,
+            qty=2,
+            tif=TimeInForce.GTD,
+            expire_ts=TS + 5,
+        ),
+        C.SetKillSwitch(on=True, account=1),
+        C.SetKillSwitch(on=False),
+        C.Withdraw(account=1, asset=0, amount=1),
     ]
-    later = [C.AdvanceClock(), C.SetInstrumentStatus(1, InstrumentState.HALTED)]
+    later = [C.AdvanceClock(), C.SetInstrumentStatus(instrument=1, status=InstrumentState.HALTED)]
     return np.concatenate(
         [
             core.process(C.rows(first, ts=TS)),
@@ -345,8 +518,8 @@ def test_core_rows_mean_what_the_fields_say(core_events: np.ndarray) -> None:
     assert (by_risk.command, by_risk.reason) == (CommandKind.DEPOSIT, RejectCode.UNKNOWN_ACCOUNT)
     switches = [e for e in decoded if isinstance(e, E.KillSwitchSet)]
     assert switches == [
-        E.KillSwitchSet(switches[0].seq, True, 1),
-        E.KillSwitchSet(switches[1].seq, False, None),
+        E.KillSwitchSet(seq=switches[0].seq, on=True, account=1),
+        E.KillSwitchSet(seq=switches[1].seq, on=False, account=None),
     ]
     expired = next(e for e in decoded if isinstance(e, E.OrderExpired))
     assert (expired.order_id, expired.qty) == (14, 2)

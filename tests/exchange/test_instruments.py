@@ -9,15 +9,17 @@ from pydantic import ValidationError
 
 from exchange.instruments import (
     MAX_PRICE_MICRO_USDC,
+    STATUS_TRANSITIONS,
     TICK_MICRO_USDC,
     InstrumentKey,
     InstrumentNameError,
-    InstrumentStatus,
+    InstrumentState,
     ListingSchedule,
     can_transition,
 )
 from matching.fast import FastBook
 from matching.reference import ReferenceBook
+from risk import codes as risk_codes
 
 DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
 
@@ -65,13 +67,16 @@ def test_spec_prices_on_the_0_001_tick_across_a_million_ticks(book_cls: type) ->
     assert spec.ticks == 1_000_000
     book = book_cls()
     book.add_instrument(spec)
-    events = book.new_order(1, 1, 7, 2, 2_013_000, 5)  # 2.013 USDC per GPU-hour
+    order = {"instrument": 7, "account": 1, "side": 2, "qty": 5}
+    events = book.new_order(order_id=1, price=2_013_000, **order)  # 2.013 USDC per GPU-hour
     assert events[0].kind.name == "ORDER_ACCEPTED"
-    assert book.new_order(2, 1, 7, 2, 2_013_500, 5)[0].reject_code.name == "PRICE_OFF_TICK"
+    events = book.new_order(order_id=2, price=2_013_500, **order)
+    assert events[0].reject_code.name == "PRICE_OFF_TICK"
 
 
 def test_status_transitions_follow_the_lifecycle() -> None:
-    s = InstrumentStatus
+    s = InstrumentState
+    assert STATUS_TRANSITIONS is risk_codes.STATUS_TRANSITIONS  # one table, re-exported
     assert can_transition(s.PRE_OPEN, s.TRADING)
     assert can_transition(s.TRADING, s.HALTED) and can_transition(s.HALTED, s.TRADING)
     assert can_transition(s.TRADING, s.CLOSED)

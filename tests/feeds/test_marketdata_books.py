@@ -19,6 +19,7 @@ import pytest
 from redis.asyncio import Redis
 
 from exchange import commands as C
+from exchange.codes import CommandKind, EventKind
 from exchange.engine import Engine
 from exchange.event_log import EventLog
 from feeds.marketdata.client import BookClient
@@ -44,12 +45,25 @@ class Clock:
 
 def setup_rows() -> np.ndarray:
     cmds: list[C.Command] = [
-        C.ListInstrument(i, tick, 1, tick, 1_000 * 1_000_000, 1, 10_000, reference_price=REF)
+        C.ListInstrument(
+            instrument=i,
+            tick_size=tick,
+            lot_size=1,
+            min_price=tick,
+            max_price=1_000 * 1_000_000,
+            min_qty=1,
+            max_qty=10_000,
+            reference_price=REF,
+        )
         for i, tick in TICKS.items()
     ]
-    cmds += [C.OpenAccount(a, Role.PROVIDER) for a in ACCOUNTS]
-    cmds += [C.Deposit(a, 0, 10**15) for a in ACCOUNTS]
-    cmds += [C.RegisterCapacity(a, i, 10**9) for a in ACCOUNTS for i in TICKS]
+    cmds += [C.OpenAccount(account=a, role=Role.PROVIDER) for a in ACCOUNTS]
+    cmds += [C.Deposit(account=a, asset=0, amount=10**15) for a in ACCOUNTS]
+    cmds += [
+        C.RegisterCapacity(account=a, instrument=i, gpu_hours=10**9)
+        for a in ACCOUNTS
+        for i in TICKS
+    ]
     return C.rows(cmds)
 
 
@@ -75,27 +89,27 @@ class Flow:
             oid, instr, acct, price, qty = order
             r[mc.C_INSTRUMENT], r[mc.C_ORDER_ID], r[mc.C_ACCOUNT] = instr, oid, acct
             if x < 0.80:
-                r[mc.C_KIND] = mc.CommandKind.CANCEL_ORDER
+                r[mc.C_KIND] = CommandKind.CANCEL_ORDER
                 self.orders[pick] = self.orders[-1]
                 self.orders.pop()
             elif x < 0.98:
-                r[mc.C_KIND] = mc.CommandKind.REPLACE_ORDER
+                r[mc.C_KIND] = CommandKind.REPLACE_ORDER
                 if rng.random() < 0.5 and qty > 1:  # smaller at the same price: keeps its place
                     r[mc.C_PRICE], r[mc.C_QTY] = price, rng.integers(1, qty)
                 else:
                     r[mc.C_PRICE], r[mc.C_QTY] = self._price(instr), rng.integers(1, 60)
                 order[3], order[4] = int(r[mc.C_PRICE]), int(r[mc.C_QTY])
             else:
-                r[mc.C_KIND] = mc.CommandKind.MASS_CANCEL
+                r[mc.C_KIND] = CommandKind.MASS_CANCEL
         return rows
 
     def observe(self, events: np.ndarray) -> None:
         """Forget orders that left the book, so later cancels and replaces mostly hit."""
         kinds = events[:, mc.E_KIND]
         done = (
-            np.isin(kinds, [mc.EventKind.ORDER_FILLED, mc.EventKind.ORDER_CANCELLED])
+            np.isin(kinds, [EventKind.ORDER_FILLED, EventKind.ORDER_CANCELLED])
             & (events[:, mc.E_LEAVES] == 0)
-        ) | (kinds == mc.EventKind.ORDER_EXPIRED)
+        ) | (kinds == EventKind.ORDER_EXPIRED)
         gone = set(events[done, mc.E_ORDER_ID].tolist())
         if gone:
             self.orders = [o for o in self.orders if o[0] not in gone]
@@ -107,7 +121,7 @@ class Flow:
     def _new(self, r: np.ndarray, now: int) -> None:
         rng = self.rng
         instr = int(rng.integers(1, 4))
-        r[mc.C_KIND] = mc.CommandKind.NEW_ORDER
+        r[mc.C_KIND] = CommandKind.NEW_ORDER
         r[mc.C_INSTRUMENT] = instr
         r[mc.C_ORDER_ID] = self.next_id
         r[mc.C_ACCOUNT] = rng.choice(ACCOUNTS)

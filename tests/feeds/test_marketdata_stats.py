@@ -56,7 +56,15 @@ class Script:
     def order(self, side: Side, price: int, qty: int, **kw) -> C.SubmitOrder:
         account = SELLER if side == Side.SELL else BUYER
         self.next_id += 1
-        return C.SubmitOrder(1, self.next_id, account, side, price, qty, **kw)
+        return C.SubmitOrder(
+            instrument=1,
+            order_id=self.next_id,
+            account=account,
+            side=side,
+            price=price,
+            qty=qty,
+            **kw,
+        )
 
     async def trade(self, ts: int, price: int, *qtys: int) -> MarketData:
         """Resting sells of ``qtys`` at ``price``, all taken by one IOC buy."""
@@ -74,10 +82,19 @@ async def script(tmp_path: Path, aredis: Redis, md_keys: Keys):
         s = Script(engine, clock, feed)
         await s.at(
             T0 - H,
-            C.ListInstrument(1, 1_000, 1, 1_000, 10**9, 1, 10_000, reference_price=2_000_000),
-            *(C.OpenAccount(a, Role.PROVIDER) for a in (SELLER, BUYER)),
-            *(C.Deposit(a, 0, 10**12) for a in (SELLER, BUYER)),
-            C.RegisterCapacity(SELLER, 1, 10**6),
+            C.ListInstrument(
+                instrument=1,
+                tick_size=1_000,
+                lot_size=1,
+                min_price=1_000,
+                max_price=10**9,
+                min_qty=1,
+                max_qty=10_000,
+                reference_price=2_000_000,
+            ),
+            *(C.OpenAccount(account=a, role=Role.PROVIDER) for a in (SELLER, BUYER)),
+            *(C.Deposit(account=a, asset=0, amount=10**12) for a in (SELLER, BUYER)),
+            C.RegisterCapacity(account=SELLER, instrument=1, gpu_hours=10**6),
         )
         yield s
 

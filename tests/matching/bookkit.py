@@ -12,8 +12,8 @@ import numpy as np
 
 from matching import codes as c
 from matching.api import OrderBook
-from matching.codes import EventKind, Liquidity, Side
-from matching.commands import Event, decode_events
+from matching.codes import BookEventKind, Liquidity, Side
+from matching.rows import BookEvent, decode_events
 from matching.spec import BookConfig, InstrumentSpec
 
 TICK = 1000  # 0.001 USDC in micro-USDC
@@ -59,20 +59,20 @@ def px(ticks: int) -> int:
     return ticks * TICK
 
 
-def kinds(events: list[Event]) -> list[EventKind]:
+def kinds(events: list[BookEvent]) -> list[BookEventKind]:
     return [e.kind for e in events]
 
 
-def only(events: list[Event], kind: EventKind) -> list[Event]:
+def only(events: list[BookEvent], kind: BookEventKind) -> list[BookEvent]:
     return [e for e in events if e.kind == kind]
 
 
-def fills(events: list[Event]) -> list[tuple[int, Liquidity, int, int, int]]:
+def fills(events: list[BookEvent]) -> list[tuple[int, Liquidity, int, int, int]]:
     """``(order id, liquidity, price, qty, leaves)`` of every fill, in event order."""
     return [
         (e.order_id, e.liquidity, e.price, e.qty, e.leaves)
         for e in events
-        if e.kind == EventKind.ORDER_FILLED
+        if e.kind == BookEventKind.ORDER_FILLED
     ]
 
 

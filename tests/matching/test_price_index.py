@@ -9,8 +9,8 @@ import pytest
 from bookkit import assert_same_events
 
 from matching import InstrumentSpec
-from matching import commands as cmd
 from matching import kernel as k
+from matching import rows as mr
 from matching.codes import Side
 from matching.fast import FastBook
 from matching.reference import ReferenceBook
@@ -36,6 +36,13 @@ def _price(tick: int) -> int:
     return SPEC.min_price + tick * SPEC.tick_size
 
 
+def _order(order_id: int, side: Side, price: int) -> np.ndarray:
+    """One lot from account 1 on instrument 0."""
+    return mr.new_order_row(
+        instrument=0, order_id=order_id, account=1, side=side, price=price, qty=1
+    )
+
+
 def _run(books: tuple[ReferenceBook, FastBook], rows: list[np.ndarray]) -> None:
     commands = np.stack(rows)
     ref_events, fast_events = (book.process(commands) for book in books)
@@ -49,8 +56,7 @@ def _run(books: tuple[ReferenceBook, FastBook], rows: list[np.ndarray]) -> None:
 @pytest.mark.parametrize("side", [Side.BUY, Side.SELL])
 def test_levels_on_every_boundary_are_found_in_price_order(side: Side) -> None:
     books = _books()
-    _run(books, [cmd.new_order_row(i + 1, 1, 0, side, _price(t), 1) for i, t in
-                 enumerate(EDGE_TICKS)])  # fmt: skip
+    _run(books, [_order(i + 1, side, _price(t)) for i, t in enumerate(EDGE_TICKS)])
     bids, asks = books[1].depth(0, 50)
     prices = (bids if side == Side.BUY else asks)[:, 0].tolist()
     expected = [_price(t) for t in EDGE_TICKS]
@@ -62,12 +68,11 @@ def test_best_moves_across_empty_chunks_as_levels_are_cancelled(side: Side) -> N
     """Cancelling the best level each time makes the book look for the next one through
     empty words, empty chunks and empty level-2 words; each emptied chunk is given back."""
     books = _books()
-    _run(books, [cmd.new_order_row(i + 1, 1, 0, side, _price(t), 1) for i, t in
-                 enumerate(EDGE_TICKS)])  # fmt: skip
+    _run(books, [_order(i + 1, side, _price(t)) for i, t in enumerate(EDGE_TICKS)])
     best_first = EDGE_TICKS[::-1] if side == Side.BUY else EDGE_TICKS
     for tick in best_first:
         oid = EDGE_TICKS.index(tick) + 1
-        _run(books, [cmd.cancel_row(oid, 1, 0)])
+        _run(books, [mr.cancel_row(order_id=oid, account=1, instrument=0)])
         remaining = best_first[best_first.index(tick) + 1 :]
         bid, _, ask, _ = books[1].best_bid_offer(0)
         best = bid if side == Side.BUY else ask
@@ -84,8 +89,26 @@ def test_chunks_are_reused_after_they_empty() -> None:
         rows = []
         for level in range(8):
             oid += 1
-            rows.append(cmd.new_order_row(oid, 2, 0, Side.SELL, _price(base + 64 * level), 2))
-        rows.append(cmd.new_order_row(oid + 1, 3, 0, Side.BUY, _price(TICKS - 1), 16))
+            rows.append(
+                mr.new_order_row(
+                    order_id=oid,
+                    account=2,
+                    instrument=0,
+                    side=Side.SELL,
+                    price=_price(base + 64 * level),
+                    qty=2,
+                )
+            )
+        rows.append(
+            mr.new_order_row(
+                order_id=oid + 1,
+                account=3,
+                instrument=0,
+                side=Side.BUY,
+                price=_price(TICKS - 1),
+                qty=16,
+            )
+        )
         oid += 1
         _run(books, rows)  # the buy sweeps all eight levels, emptying their chunks
         assert books[1].open_order_count() == 0
@@ -110,8 +133,15 @@ def test_specs_beyond_the_index_limits_are_refused_for_both_books() -> None:
     ref, fast = ReferenceBook(), FastBook()
     for book in (ref, fast):
         book.add_instrument(widest)
-    rows = [cmd.new_order_row(1, 0, MAX_INSTRUMENT_ID, Side.SELL, MAX_TICKS, 1),
-            cmd.new_order_row(2, 0, MAX_INSTRUMENT_ID, Side.SELL, 1, 1),
-            cmd.new_order_row(3, 1, MAX_INSTRUMENT_ID, Side.BUY, MAX_TICKS, 2)]  # fmt: skip
+    iid = MAX_INSTRUMENT_ID
+    rows = [
+        mr.new_order_row(
+            instrument=iid, order_id=1, account=0, side=Side.SELL, price=MAX_TICKS, qty=1
+        ),
+        mr.new_order_row(instrument=iid, order_id=2, account=0, side=Side.SELL, price=1, qty=1),
+        mr.new_order_row(
+            instrument=iid, order_id=3, account=1, side=Side.BUY, price=MAX_TICKS, qty=2
+        ),
+    ]
     assert_same_events(ref.process(np.stack(rows)), fast.process(np.stack(rows)))
     assert ref.state_hash() == fast.state_hash()

@@ -34,39 +34,39 @@ from bookkit import (
 )
 
 from matching import codes as c
-from matching import commands as cmd
 from matching import kernel as mk
+from matching import rows as mr
 from matching.api import OrderBook
 from matching.codes import (
+    BookCommandKind,
+    BookEventKind,
+    BookReject,
     CancelReason,
-    CommandKind,
-    EventKind,
     Liquidity,
     OrderType,
-    RejectCode,
     Side,
     STPMode,
     TimeInForce,
 )
-from matching.commands import Event, decode_events
 from matching.fast import FastBook
 from matching.reference import ReferenceBook
+from matching.rows import BookEvent, decode_events
 from matching.snapshot import BookSnapshot
 from matching.spec import BookConfig
 
-ACC = EventKind.ORDER_ACCEPTED
-REJ = EventKind.ORDER_REJECTED
-FILL = EventKind.ORDER_FILLED
-CXL = EventKind.ORDER_CANCELLED
-RPL = EventKind.ORDER_REPLACED
-EXP = EventKind.ORDER_EXPIRED
-DONE = EventKind.MASS_CANCEL_DONE
-CREJ = EventKind.COMMAND_REJECTED
+ACC = BookEventKind.ORDER_ACCEPTED
+REJ = BookEventKind.ORDER_REJECTED
+FILL = BookEventKind.ORDER_FILLED
+CXL = BookEventKind.ORDER_CANCELLED
+RPL = BookEventKind.ORDER_REPLACED
+EXP = BookEventKind.ORDER_EXPIRED
+DONE = BookEventKind.MASS_CANCEL_DONE
+CREJ = BookEventKind.COMMAND_REJECTED
 MAKER, TAKER = Liquidity.MAKER, Liquidity.TAKER
 BUY, SELL = Side.BUY, Side.SELL
 
 
-def cancels(events: list[Event]) -> list[tuple[int, int, int, CancelReason]]:
+def cancels(events: list[BookEvent]) -> list[tuple[int, int, int, CancelReason]]:
     """``(order id, qty cancelled, leaves, reason)`` of every cancel, in event order."""
     return [(e.order_id, e.qty, e.leaves, e.cancel_reason) for e in only(events, CXL)]
 
@@ -76,10 +76,10 @@ def cancels(events: list[Event]) -> list[tuple[int, int, int, CancelReason]]:
 
 def test_price_time_priority_and_trade_at_makers_price(book: OrderBook) -> None:
     """CME Globex FIFO / Coinbase: best price first, then earliest; the maker's price."""
-    book.new_order(1, A, I1, SELL, px(101), 5)
-    book.new_order(2, B, I1, SELL, px(100), 5)
-    book.new_order(3, C, I1, SELL, px(100), 5)
-    events = book.new_order(4, D, I1, BUY, px(102), 12)
+    book.new_order(order_id=1, account=A, instrument=I1, side=SELL, price=px(101), qty=5)
+    book.new_order(order_id=2, account=B, instrument=I1, side=SELL, price=px(100), qty=5)
+    book.new_order(order_id=3, account=C, instrument=I1, side=SELL, price=px(100), qty=5)
+    events = book.new_order(order_id=4, account=D, instrument=I1, side=BUY, price=px(102), qty=12)
     assert kinds(events) == [ACC] + [FILL] * 6
     assert fills(events) == [
         (2, MAKER, px(100), 5, 0),
@@ -99,9 +99,9 @@ def test_price_time_priority_and_trade_at_makers_price(book: OrderBook) -> None:
 
 def test_sell_taker_trades_at_resting_bid_price(book: OrderBook) -> None:
     """Coinbase matching: a marketable order executes at the resting order's price."""
-    book.new_order(1, A, I1, BUY, px(100), 5)
-    book.new_order(2, B, I1, BUY, px(99), 5)
-    events = book.new_order(3, C, I1, SELL, px(90), 7)
+    book.new_order(order_id=1, account=A, instrument=I1, side=BUY, price=px(100), qty=5)
+    book.new_order(order_id=2, account=B, instrument=I1, side=BUY, price=px(99), qty=5)
+    events = book.new_order(order_id=3, account=C, instrument=I1, side=SELL, price=px(90), qty=7)
     assert fills(events) == [
         (1, MAKER, px(100), 5, 0),
         (3, TAKER, px(100), 5, 2),
@@ -112,13 +112,13 @@ def test_sell_taker_trades_at_resting_bid_price(book: OrderBook) -> None:
 
 def test_partial_fill_leaves_maker_at_the_front_and_taker_rests(book: OrderBook) -> None:
     """CME: a partially filled resting order keeps its place; a GTC taker rests its rest."""
-    book.new_order(1, A, I1, SELL, px(100), 10)
-    book.new_order(2, B, I1, SELL, px(100), 10)
-    events = book.new_order(3, C, I1, BUY, px(100), 4)
+    book.new_order(order_id=1, account=A, instrument=I1, side=SELL, price=px(100), qty=10)
+    book.new_order(order_id=2, account=B, instrument=I1, side=SELL, price=px(100), qty=10)
+    events = book.new_order(order_id=3, account=C, instrument=I1, side=BUY, price=px(100), qty=4)
     assert fills(events) == [(1, MAKER, px(100), 4, 6), (3, TAKER, px(100), 4, 0)]
     assert only(events, FILL)[0].shown == 6
     assert book.level_orders(I1, SELL, px(100)) == [1, 2]
-    events = book.new_order(4, C, I1, BUY, px(100), 20)
+    events = book.new_order(order_id=4, account=C, instrument=I1, side=BUY, price=px(100), qty=20)
     assert fills(events) == [
         (1, MAKER, px(100), 6, 0),
         (4, TAKER, px(100), 6, 14),
@@ -134,9 +134,13 @@ def test_partial_fill_leaves_maker_at_the_front_and_taker_rests(book: OrderBook)
 
 def test_limit_gtc_rests_without_crossing(book: OrderBook) -> None:
     """A GTC limit order that does not cross is acknowledged and rests; nothing trades."""
-    ev_bid = book.new_order(1, A, I1, BUY, px(99), 3, seq=1)
-    ev_ask = book.new_order(2, B, I1, SELL, px(101), 4, seq=2)
-    assert ev_bid == [Event(1, ACC, I1, 1, A, BUY, px(99), 3, 3, 3, 0, Liquidity.NONE, 0, 0, 0)]
+    ev_bid = book.new_order(
+        order_id=1, account=A, instrument=I1, side=BUY, price=px(99), qty=3, seq=1
+    )
+    ev_ask = book.new_order(
+        order_id=2, account=B, instrument=I1, side=SELL, price=px(101), qty=4, seq=2
+    )
+    assert ev_bid == [BookEvent(1, ACC, I1, 1, A, BUY, px(99), 3, 3, 3, 0, Liquidity.NONE, 0, 0, 0)]
     assert kinds(ev_ask) == [ACC]
     assert book.best_bid_offer(I1) == (px(99), 3, px(101), 4)
     assert book.best_bid_offer(I2) == (0, 0, 0, 0)
@@ -145,8 +149,8 @@ def test_limit_gtc_rests_without_crossing(book: OrderBook) -> None:
 
 def test_orders_on_different_instruments_never_meet(book: OrderBook) -> None:
     """Each instrument has its own book."""
-    book.new_order(1, A, I1, SELL, px(100), 5)
-    events = book.new_order(2, B, I2, BUY, px(105), 5)
+    book.new_order(order_id=1, account=A, instrument=I1, side=SELL, price=px(100), qty=5)
+    events = book.new_order(order_id=2, account=B, instrument=I2, side=BUY, price=px(105), qty=5)
     assert kinds(events) == [ACC]
     assert book.best_bid_offer(I1) == (0, 0, px(100), 5)
     assert book.best_bid_offer(I2) == (px(105), 5, 0, 0)
@@ -157,13 +161,17 @@ def test_orders_on_different_instruments_never_meet(book: OrderBook) -> None:
 
 def test_ioc_fills_what_it_can_and_cancels_the_rest(book: OrderBook) -> None:
     """Binance/Coinbase IOC: fill immediately, cancel the unfilled remainder, never rest."""
-    book.new_order(1, A, I1, SELL, px(100), 3)
-    book.new_order(2, A, I1, SELL, px(103), 3)
-    events = book.new_order(3, B, I1, BUY, px(101), 10, tif=TimeInForce.IOC)
+    book.new_order(order_id=1, account=A, instrument=I1, side=SELL, price=px(100), qty=3)
+    book.new_order(order_id=2, account=A, instrument=I1, side=SELL, price=px(103), qty=3)
+    events = book.new_order(
+        order_id=3, account=B, instrument=I1, side=BUY, price=px(101), qty=10, tif=TimeInForce.IOC
+    )
     assert kinds(events) == [ACC, FILL, FILL, CXL]
     assert cancels(events) == [(3, 7, 0, CancelReason.IMMEDIATE_OR_CANCEL)]
     assert book.best_bid_offer(I1) == (0, 0, px(103), 3)
-    events = book.new_order(4, B, I1, BUY, px(101), 2, tif=TimeInForce.IOC)
+    events = book.new_order(
+        order_id=4, account=B, instrument=I1, side=BUY, price=px(101), qty=2, tif=TimeInForce.IOC
+    )
     assert kinds(events) == [ACC, CXL]
     assert cancels(events) == [(4, 2, 0, CancelReason.IMMEDIATE_OR_CANCEL)]
     assert book.open_order_count() == 1
@@ -171,11 +179,13 @@ def test_ioc_fills_what_it_can_and_cancels_the_rest(book: OrderBook) -> None:
 
 def test_fok_kills_when_not_fully_fillable_and_changes_nothing(book: OrderBook) -> None:
     """CME/Binance FOK: all or nothing; a killed FOK leaves the book as it was."""
-    book.new_order(1, A, I1, SELL, px(100), 3)
-    book.new_order(2, B, I1, SELL, px(101), 3)
-    book.new_order(3, B, I1, SELL, px(102), 10)
+    book.new_order(order_id=1, account=A, instrument=I1, side=SELL, price=px(100), qty=3)
+    book.new_order(order_id=2, account=B, instrument=I1, side=SELL, price=px(101), qty=3)
+    book.new_order(order_id=3, account=B, instrument=I1, side=SELL, price=px(102), qty=10)
     before = book.state_hash()
-    events = book.new_order(4, C, I1, BUY, px(101), 7, tif=TimeInForce.FOK)
+    events = book.new_order(
+        order_id=4, account=C, instrument=I1, side=BUY, price=px(101), qty=7, tif=TimeInForce.FOK
+    )
     assert kinds(events) == [ACC, CXL]
     assert cancels(events) == [(4, 7, 0, CancelReason.FILL_OR_KILL)]
     assert book.state_hash() == before
@@ -183,10 +193,12 @@ def test_fok_kills_when_not_fully_fillable_and_changes_nothing(book: OrderBook) 
 
 def test_fok_fills_completely_across_levels(book: OrderBook) -> None:
     """CME/Binance FOK: fills in full, sweeping as many levels as its limit allows."""
-    book.new_order(1, A, I1, SELL, px(100), 3)
-    book.new_order(2, B, I1, SELL, px(101), 3)
-    book.new_order(3, B, I1, SELL, px(102), 10)
-    events = book.new_order(4, C, I1, BUY, px(101), 6, tif=TimeInForce.FOK)
+    book.new_order(order_id=1, account=A, instrument=I1, side=SELL, price=px(100), qty=3)
+    book.new_order(order_id=2, account=B, instrument=I1, side=SELL, price=px(101), qty=3)
+    book.new_order(order_id=3, account=B, instrument=I1, side=SELL, price=px(102), qty=10)
+    events = book.new_order(
+        order_id=4, account=C, instrument=I1, side=BUY, price=px(101), qty=6, tif=TimeInForce.FOK
+    )
     assert kinds(events) == [ACC] + [FILL] * 4
     assert fills(events)[-1] == (4, TAKER, px(101), 3, 0)
     assert book.best_bid_offer(I1) == (0, 0, px(102), 10)
@@ -194,8 +206,12 @@ def test_fok_fills_completely_across_levels(book: OrderBook) -> None:
 
 def test_fok_counts_hidden_iceberg_quantity(book: OrderBook) -> None:
     """An iceberg's hidden part is real liquidity: a FOK may rely on it."""
-    book.new_order(1, A, I1, SELL, px(100), 9, display_qty=2)
-    events = book.new_order(2, B, I1, BUY, px(100), 9, tif=TimeInForce.FOK)
+    book.new_order(
+        order_id=1, account=A, instrument=I1, side=SELL, price=px(100), qty=9, display_qty=2
+    )
+    events = book.new_order(
+        order_id=2, account=B, instrument=I1, side=BUY, price=px(100), qty=9, tif=TimeInForce.FOK
+    )
     assert [f[3] for f in fills(events) if f[1] == TAKER] == [2, 2, 2, 2, 1]
     assert book.open_order_count() == 0
 
@@ -203,13 +219,22 @@ def test_fok_counts_hidden_iceberg_quantity(book: OrderBook) -> None:
 def test_fok_level_holding_own_order_is_unfillable(book: OrderBook) -> None:
     """Documented CX rule: a level with the taker's own order makes a FOK unfillable,
     even when other accounts' orders ahead of it would suffice (STP not CANCEL_OLDEST)."""
-    book.new_order(1, B, I1, SELL, px(100), 5)
-    book.new_order(2, A, I1, SELL, px(100), 5)
+    book.new_order(order_id=1, account=B, instrument=I1, side=SELL, price=px(100), qty=5)
+    book.new_order(order_id=2, account=A, instrument=I1, side=SELL, price=px(100), qty=5)
     before = book.state_hash()
     for n, stp in enumerate(
         (STPMode.CANCEL_NEWEST, STPMode.CANCEL_BOTH, STPMode.DECREMENT_AND_CANCEL)
     ):
-        events = book.new_order(10 + n, A, I1, BUY, px(100), 5, tif=TimeInForce.FOK, stp=stp)
+        events = book.new_order(
+            order_id=10 + n,
+            account=A,
+            instrument=I1,
+            side=BUY,
+            price=px(100),
+            qty=5,
+            tif=TimeInForce.FOK,
+            stp=stp,
+        )
         assert kinds(events) == [ACC, CXL]
         assert cancels(events) == [(10 + n, 5, 0, CancelReason.FILL_OR_KILL)]
         assert book.state_hash() == before
@@ -217,25 +242,41 @@ def test_fok_level_holding_own_order_is_unfillable(book: OrderBook) -> None:
 
 def test_fok_own_order_on_a_level_never_reached_does_not_matter(book: OrderBook) -> None:
     """The rule is about levels the FOK needs: a better level that suffices fills it."""
-    book.new_order(1, B, I1, SELL, px(100), 5)
-    book.new_order(2, A, I1, SELL, px(101), 5)
-    events = book.new_order(3, A, I1, BUY, px(101), 5, tif=TimeInForce.FOK)
+    book.new_order(order_id=1, account=B, instrument=I1, side=SELL, price=px(100), qty=5)
+    book.new_order(order_id=2, account=A, instrument=I1, side=SELL, price=px(101), qty=5)
+    events = book.new_order(
+        order_id=3, account=A, instrument=I1, side=BUY, price=px(101), qty=5, tif=TimeInForce.FOK
+    )
     assert fills(events) == [(1, MAKER, px(100), 5, 0), (3, TAKER, px(100), 5, 0)]
     assert list(resting(book)) == [2]
 
 
 def test_fok_with_cancel_oldest_skips_own_orders(book: OrderBook) -> None:
     """With CANCEL_OLDEST the own order will be cancelled, so only others' size counts."""
-    book.new_order(1, A, I1, SELL, px(100), 5)
-    book.new_order(2, B, I1, SELL, px(100), 4)
+    book.new_order(order_id=1, account=A, instrument=I1, side=SELL, price=px(100), qty=5)
+    book.new_order(order_id=2, account=B, instrument=I1, side=SELL, price=px(100), qty=4)
     before = book.state_hash()
     events = book.new_order(
-        3, A, I1, BUY, px(100), 5, tif=TimeInForce.FOK, stp=STPMode.CANCEL_OLDEST
+        order_id=3,
+        account=A,
+        instrument=I1,
+        side=BUY,
+        price=px(100),
+        qty=5,
+        tif=TimeInForce.FOK,
+        stp=STPMode.CANCEL_OLDEST,
     )
     assert cancels(events) == [(3, 5, 0, CancelReason.FILL_OR_KILL)]
     assert book.state_hash() == before
     events = book.new_order(
-        4, A, I1, BUY, px(100), 4, tif=TimeInForce.FOK, stp=STPMode.CANCEL_OLDEST
+        order_id=4,
+        account=A,
+        instrument=I1,
+        side=BUY,
+        price=px(100),
+        qty=4,
+        tif=TimeInForce.FOK,
+        stp=STPMode.CANCEL_OLDEST,
     )
     assert kinds(events) == [ACC, CXL, FILL, FILL]
     assert cancels(events) == [(1, 5, 0, CancelReason.SELF_TRADE)]
@@ -245,10 +286,17 @@ def test_fok_with_cancel_oldest_skips_own_orders(book: OrderBook) -> None:
 
 def test_fok_cancel_oldest_leaves_own_order_it_does_not_reach(book: OrderBook) -> None:
     """A FOK that is filled before reaching its own order leaves that order alone."""
-    book.new_order(1, B, I1, SELL, px(100), 5)
-    book.new_order(2, A, I1, SELL, px(100), 5)
+    book.new_order(order_id=1, account=B, instrument=I1, side=SELL, price=px(100), qty=5)
+    book.new_order(order_id=2, account=A, instrument=I1, side=SELL, price=px(100), qty=5)
     events = book.new_order(
-        3, A, I1, BUY, px(100), 5, tif=TimeInForce.FOK, stp=STPMode.CANCEL_OLDEST
+        order_id=3,
+        account=A,
+        instrument=I1,
+        side=BUY,
+        price=px(100),
+        qty=5,
+        tif=TimeInForce.FOK,
+        stp=STPMode.CANCEL_OLDEST,
     )
     assert kinds(events) == [ACC, FILL, FILL]
     assert list(resting(book)) == [2]
@@ -256,39 +304,60 @@ def test_fok_cancel_oldest_leaves_own_order_it_does_not_reach(book: OrderBook) -
 
 def test_post_only_rejected_when_it_would_take(book: OrderBook) -> None:
     """Coinbase post_only / Binance LIMIT_MAKER: rejected rather than take liquidity."""
-    book.new_order(1, A, I1, SELL, px(101), 5)
-    book.new_order(2, A, I1, BUY, px(99), 5)
+    book.new_order(order_id=1, account=A, instrument=I1, side=SELL, price=px(101), qty=5)
+    book.new_order(order_id=2, account=A, instrument=I1, side=BUY, price=px(99), qty=5)
     before = book.state_hash()
     for oid, side, price in ((3, BUY, px(101)), (4, BUY, px(150)), (5, SELL, px(99))):
-        events = book.new_order(oid, B, I1, side, price, 1, post_only=True)
+        events = book.new_order(
+            order_id=oid, account=B, instrument=I1, side=side, price=price, qty=1, post_only=True
+        )
         assert kinds(events) == [REJ]
-        assert events[0].reject_code == RejectCode.POST_ONLY_WOULD_TAKE
+        assert events[0].reject_code == BookReject.POST_ONLY_WOULD_TAKE
         assert book.state_hash() == before
 
 
 def test_post_only_rests_when_it_would_not_take(book: OrderBook) -> None:
     """A post-only order that does not cross rests like any limit order (GTC or GTD)."""
-    book.new_order(1, A, I1, SELL, px(101), 5)
-    assert kinds(book.new_order(2, B, I1, BUY, px(100), 5, post_only=True)) == [ACC]
+    book.new_order(order_id=1, account=A, instrument=I1, side=SELL, price=px(101), qty=5)
+    assert kinds(
+        book.new_order(
+            order_id=2, account=B, instrument=I1, side=BUY, price=px(100), qty=5, post_only=True
+        )
+    ) == [ACC]
     events = book.new_order(
-        3, B, I1, SELL, px(102), 5, post_only=True, tif=TimeInForce.GTD, expire_ts=10
+        order_id=3,
+        account=B,
+        instrument=I1,
+        side=SELL,
+        price=px(102),
+        qty=5,
+        post_only=True,
+        tif=TimeInForce.GTD,
+        expire_ts=10,
     )
     assert kinds(events) == [ACC]
     assert book.best_bid_offer(I1) == (px(100), 5, px(101), 5)
     assert book.level_orders(I1, SELL, px(102)) == [3]
     # As a maker it trades normally.
-    events = book.new_order(4, C, I1, SELL, px(100), 2)
+    events = book.new_order(order_id=4, account=C, instrument=I1, side=SELL, price=px(100), qty=2)
     assert fills(events)[0] == (2, MAKER, px(100), 2, 3)
 
 
 def test_market_order_stops_at_protection_price(book: OrderBook) -> None:
     """CME market-with-protection: never trades beyond the protection price; the rest of
     the order is cancelled instead of resting."""
-    book.new_order(1, A, I1, SELL, px(100), 5)
-    book.new_order(2, A, I1, SELL, px(101), 5)
-    book.new_order(3, A, I1, SELL, px(105), 5)
+    book.new_order(order_id=1, account=A, instrument=I1, side=SELL, price=px(100), qty=5)
+    book.new_order(order_id=2, account=A, instrument=I1, side=SELL, price=px(101), qty=5)
+    book.new_order(order_id=3, account=A, instrument=I1, side=SELL, price=px(105), qty=5)
     events = book.new_order(
-        4, B, I1, BUY, px(101), 20, order_type=OrderType.MARKET, tif=TimeInForce.IOC
+        order_id=4,
+        account=B,
+        instrument=I1,
+        side=BUY,
+        price=px(101),
+        qty=20,
+        order_type=OrderType.MARKET,
+        tif=TimeInForce.IOC,
     )
     assert kinds(events) == [ACC, FILL, FILL, FILL, FILL, CXL]
     assert {e.price for e in only(events, FILL)} == {px(100), px(101)}
@@ -299,10 +368,17 @@ def test_market_order_stops_at_protection_price(book: OrderBook) -> None:
 
 def test_market_sell_stops_at_protection_price(book: OrderBook) -> None:
     """The protection price is a floor for a market sell."""
-    book.new_order(1, A, I1, BUY, px(100), 5)
-    book.new_order(2, A, I1, BUY, px(95), 5)
+    book.new_order(order_id=1, account=A, instrument=I1, side=BUY, price=px(100), qty=5)
+    book.new_order(order_id=2, account=A, instrument=I1, side=BUY, price=px(95), qty=5)
     events = book.new_order(
-        3, B, I1, SELL, px(98), 8, order_type=OrderType.MARKET, tif=TimeInForce.IOC
+        order_id=3,
+        account=B,
+        instrument=I1,
+        side=SELL,
+        price=px(98),
+        qty=8,
+        order_type=OrderType.MARKET,
+        tif=TimeInForce.IOC,
     )
     assert fills(events) == [(1, MAKER, px(100), 5, 0), (3, TAKER, px(100), 5, 3)]
     assert cancels(events) == [(3, 3, 0, CancelReason.IMMEDIATE_OR_CANCEL)]
@@ -311,11 +387,18 @@ def test_market_sell_stops_at_protection_price(book: OrderBook) -> None:
 
 def test_market_fok_is_all_or_nothing_within_protection(book: OrderBook) -> None:
     """A market FOK counts only liquidity inside its protection price."""
-    book.new_order(1, A, I1, SELL, px(100), 5)
-    book.new_order(2, A, I1, SELL, px(110), 5)
+    book.new_order(order_id=1, account=A, instrument=I1, side=SELL, price=px(100), qty=5)
+    book.new_order(order_id=2, account=A, instrument=I1, side=SELL, price=px(110), qty=5)
     before = book.state_hash()
     events = book.new_order(
-        3, B, I1, BUY, px(105), 6, order_type=OrderType.MARKET, tif=TimeInForce.FOK
+        order_id=3,
+        account=B,
+        instrument=I1,
+        side=BUY,
+        price=px(105),
+        qty=6,
+        order_type=OrderType.MARKET,
+        tif=TimeInForce.FOK,
     )
     assert cancels(events) == [(3, 6, 0, CancelReason.FILL_OR_KILL)]
     assert book.state_hash() == before
@@ -323,7 +406,14 @@ def test_market_fok_is_all_or_nothing_within_protection(book: OrderBook) -> None
 
 def test_market_order_on_empty_book_is_cancelled(book: OrderBook) -> None:
     events = book.new_order(
-        1, B, I1, BUY, MAX_PRICE, 6, order_type=OrderType.MARKET, tif=TimeInForce.IOC
+        order_id=1,
+        account=B,
+        instrument=I1,
+        side=BUY,
+        price=MAX_PRICE,
+        qty=6,
+        order_type=OrderType.MARKET,
+        tif=TimeInForce.IOC,
     )
     assert kinds(events) == [ACC, CXL]
     assert book.open_order_count() == 0
@@ -335,11 +425,23 @@ def test_market_order_on_empty_book_is_cancelled(book: OrderBook) -> None:
 def test_gtd_expires_on_clock_tick_reaching_expiry(book: OrderBook) -> None:
     """Time exists only as command timestamps: the order expires at the first command
     whose ts reaches expire_ts, tagged with that command's seq; queries change nothing."""
-    book.new_order(1, A, I1, SELL, px(100), 5, tif=TimeInForce.GTD, expire_ts=100, ts=10)
+    book.new_order(
+        order_id=1,
+        account=A,
+        instrument=I1,
+        side=SELL,
+        price=px(100),
+        qty=5,
+        tif=TimeInForce.GTD,
+        expire_ts=100,
+        ts=10,
+    )
     assert book.clock_tick(99, seq=7) == []
     assert book.best_bid_offer(I1) == (0, 0, px(100), 5)
     events = book.clock_tick(100, seq=8)
-    assert events == [Event(8, EXP, I1, 1, A, SELL, px(100), 5, 0, 0, 0, Liquidity.NONE, 0, 0, 0)]
+    assert events == [
+        BookEvent(8, EXP, I1, 1, A, SELL, px(100), 5, 0, 0, 0, Liquidity.NONE, 0, 0, 0)
+    ]
     assert book.open_order_count() == 0
     assert book.snapshot().now == 100
 
@@ -347,8 +449,20 @@ def test_gtd_expires_on_clock_tick_reaching_expiry(book: OrderBook) -> None:
 def test_gtd_expires_before_an_ordinary_command_can_trade_with_it(book: OrderBook) -> None:
     """Expiry runs at the start of the command: a crossing order arriving at expiry time
     finds the order gone and rests instead."""
-    book.new_order(1, A, I1, SELL, px(100), 5, tif=TimeInForce.GTD, expire_ts=50, ts=1)
-    events = book.new_order(2, B, I1, BUY, px(100), 5, seq=3, ts=50)
+    book.new_order(
+        order_id=1,
+        account=A,
+        instrument=I1,
+        side=SELL,
+        price=px(100),
+        qty=5,
+        tif=TimeInForce.GTD,
+        expire_ts=50,
+        ts=1,
+    )
+    events = book.new_order(
+        order_id=2, account=B, instrument=I1, side=BUY, price=px(100), qty=5, seq=3, ts=50
+    )
     assert kinds(events) == [EXP, ACC]
     assert {e.seq for e in events} == {3}
     assert book.best_bid_offer(I1) == (px(100), 5, 0, 0)
@@ -356,20 +470,74 @@ def test_gtd_expires_before_an_ordinary_command_can_trade_with_it(book: OrderBoo
 
 def test_rejected_commands_also_advance_time(book: OrderBook) -> None:
     """Any sequenced command moves time forward, even one that is refused."""
-    book.new_order(1, A, I1, SELL, px(100), 5, tif=TimeInForce.GTD, expire_ts=50)
-    events = book.cancel(999, B, I1, seq=4, ts=60)
+    book.new_order(
+        order_id=1,
+        account=A,
+        instrument=I1,
+        side=SELL,
+        price=px(100),
+        qty=5,
+        tif=TimeInForce.GTD,
+        expire_ts=50,
+    )
+    events = book.cancel(order_id=999, account=B, instrument=I1, seq=4, ts=60)
     assert kinds(events) == [EXP, CREJ]
-    assert events[1].reject_code == RejectCode.UNKNOWN_ORDER
+    assert events[1].reject_code == BookReject.UNKNOWN_ORDER
     assert book.open_order_count() == 0
 
 
 def test_gtd_expiry_order_is_expire_ts_then_order_id(book: OrderBook) -> None:
     """Orders due at the same command expire in (expire_ts, order_id) order."""
-    book.new_order(5, A, I1, SELL, px(100), 1, tif=TimeInForce.GTD, expire_ts=200)
-    book.new_order(3, B, I2, BUY, px(90), 1, tif=TimeInForce.GTD, expire_ts=200)
-    book.new_order(9, C, I1, SELL, px(101), 1, tif=TimeInForce.GTD, expire_ts=300)
-    book.new_order(4, A, I1, BUY, px(80), 1, tif=TimeInForce.GTD, expire_ts=150)
-    book.new_order(7, D, I2, SELL, px(99), 1, tif=TimeInForce.GTD, expire_ts=151)
+    book.new_order(
+        order_id=5,
+        account=A,
+        instrument=I1,
+        side=SELL,
+        price=px(100),
+        qty=1,
+        tif=TimeInForce.GTD,
+        expire_ts=200,
+    )
+    book.new_order(
+        order_id=3,
+        account=B,
+        instrument=I2,
+        side=BUY,
+        price=px(90),
+        qty=1,
+        tif=TimeInForce.GTD,
+        expire_ts=200,
+    )
+    book.new_order(
+        order_id=9,
+        account=C,
+        instrument=I1,
+        side=SELL,
+        price=px(101),
+        qty=1,
+        tif=TimeInForce.GTD,
+        expire_ts=300,
+    )
+    book.new_order(
+        order_id=4,
+        account=A,
+        instrument=I1,
+        side=BUY,
+        price=px(80),
+        qty=1,
+        tif=TimeInForce.GTD,
+        expire_ts=150,
+    )
+    book.new_order(
+        order_id=7,
+        account=D,
+        instrument=I2,
+        side=SELL,
+        price=px(99),
+        qty=1,
+        tif=TimeInForce.GTD,
+        expire_ts=151,
+    )
     events = book.clock_tick(250, seq=2)
     assert kinds(events) == [EXP] * 4
     assert [e.order_id for e in events] == [4, 7, 3, 5]
@@ -377,8 +545,19 @@ def test_gtd_expiry_order_is_expire_ts_then_order_id(book: OrderBook) -> None:
 
 
 def test_gtd_partially_filled_expires_its_leaves(book: OrderBook) -> None:
-    book.new_order(1, A, I1, SELL, px(100), 10, tif=TimeInForce.GTD, expire_ts=20)
-    book.new_order(2, B, I1, BUY, px(100), 4, tif=TimeInForce.IOC)
+    book.new_order(
+        order_id=1,
+        account=A,
+        instrument=I1,
+        side=SELL,
+        price=px(100),
+        qty=10,
+        tif=TimeInForce.GTD,
+        expire_ts=20,
+    )
+    book.new_order(
+        order_id=2, account=B, instrument=I1, side=BUY, price=px(100), qty=4, tif=TimeInForce.IOC
+    )
     events = book.clock_tick(20)
     assert [(e.kind, e.qty, e.leaves) for e in events] == [(EXP, 6, 0)]
 
@@ -389,23 +568,69 @@ def test_gtd_with_expiry_not_after_now_is_rejected(book: OrderBook) -> None:
     before = book.state_hash()
     for expire_ts in (100, 99, 1, 0, -5):
         events = book.new_order(
-            1, A, I1, BUY, px(100), 1, tif=TimeInForce.GTD, expire_ts=expire_ts, ts=100
+            order_id=1,
+            account=A,
+            instrument=I1,
+            side=BUY,
+            price=px(100),
+            qty=1,
+            tif=TimeInForce.GTD,
+            expire_ts=expire_ts,
+            ts=100,
         )
-        assert [(e.kind, e.reject_code) for e in events] == [(REJ, RejectCode.INVALID_EXPIRE_TIME)]
+        assert [(e.kind, e.reject_code) for e in events] == [(REJ, BookReject.INVALID_EXPIRE_TIME)]
     # A late command (ts below now) does not move time back.
-    events = book.new_order(1, A, I1, BUY, px(100), 1, tif=TimeInForce.GTD, expire_ts=90, ts=50)
-    assert events[0].reject_code == RejectCode.INVALID_EXPIRE_TIME
+    events = book.new_order(
+        order_id=1,
+        account=A,
+        instrument=I1,
+        side=BUY,
+        price=px(100),
+        qty=1,
+        tif=TimeInForce.GTD,
+        expire_ts=90,
+        ts=50,
+    )
+    assert events[0].reject_code == BookReject.INVALID_EXPIRE_TIME
     assert book.state_hash() == before
-    events = book.new_order(1, A, I1, BUY, px(100), 1, tif=TimeInForce.GTD, expire_ts=101, ts=50)
+    events = book.new_order(
+        order_id=1,
+        account=A,
+        instrument=I1,
+        side=BUY,
+        price=px(100),
+        qty=1,
+        tif=TimeInForce.GTD,
+        expire_ts=101,
+        ts=50,
+    )
     assert kinds(events) == [ACC]
 
 
 def test_gtd_replace_keeps_expiry(book: OrderBook) -> None:
     """A replaced GTD order keeps its expiry, whether or not it keeps priority."""
-    book.new_order(1, A, I1, SELL, px(100), 5, tif=TimeInForce.GTD, expire_ts=30)
-    book.new_order(2, A, I1, SELL, px(100), 5, tif=TimeInForce.GTD, expire_ts=30)
-    book.replace(1, A, I1, px(101), 5)
-    book.replace(2, A, I1, px(100), 3)
+    book.new_order(
+        order_id=1,
+        account=A,
+        instrument=I1,
+        side=SELL,
+        price=px(100),
+        qty=5,
+        tif=TimeInForce.GTD,
+        expire_ts=30,
+    )
+    book.new_order(
+        order_id=2,
+        account=A,
+        instrument=I1,
+        side=SELL,
+        price=px(100),
+        qty=5,
+        tif=TimeInForce.GTD,
+        expire_ts=30,
+    )
+    book.replace(order_id=1, account=A, instrument=I1, price=px(101), qty=5)
+    book.replace(order_id=2, account=A, instrument=I1, price=px(100), qty=3)
     events = book.clock_tick(30)
     assert sorted(e.order_id for e in only(events, EXP)) == [1, 2]
     assert book.open_order_count() == 0
@@ -417,20 +642,25 @@ def test_gtd_replace_keeps_expiry(book: OrderBook) -> None:
 def test_iceberg_refill_goes_to_the_back_and_depth_shows_visible_only(book: OrderBook) -> None:
     """CME iceberg: only the display quantity is visible; each refill is a new order in
     time priority, behind everything already at the level."""
-    accepted = only(book.new_order(1, A, I1, SELL, px(100), 10, display_qty=3), ACC)[0]
+    accepted = only(
+        book.new_order(
+            order_id=1, account=A, instrument=I1, side=SELL, price=px(100), qty=10, display_qty=3
+        ),
+        ACC,
+    )[0]
     assert (accepted.qty, accepted.leaves, accepted.shown) == (10, 10, 3)  # shows 3 once resting
-    book.new_order(2, B, I1, SELL, px(100), 5)
+    book.new_order(order_id=2, account=B, instrument=I1, side=SELL, price=px(100), qty=5)
     bids, asks = book.depth(I1)
     assert bids.shape == (0, 3)
     assert asks.tolist() == [[px(100), 3 + 5, 2]]
-    events = book.new_order(3, C, I1, BUY, px(100), 3)
+    events = book.new_order(order_id=3, account=C, instrument=I1, side=BUY, price=px(100), qty=3)
     maker = only(events, FILL)[0]
     assert (maker.order_id, maker.qty, maker.leaves, maker.shown) == (1, 3, 7, 3)
     assert book.level_orders(I1, SELL, px(100)) == [2, 1]
     assert book.best_bid_offer(I1) == (0, 0, px(100), 8)
     rows = resting(book)
     assert (rows[1]["shown"], rows[1]["hidden"], rows[1]["filled"]) == (3, 4, 3)
-    events = book.new_order(4, C, I1, BUY, px(100), 6)
+    events = book.new_order(order_id=4, account=C, instrument=I1, side=BUY, price=px(100), qty=6)
     assert fills(events) == [
         (2, MAKER, px(100), 5, 0),
         (4, TAKER, px(100), 5, 1),
@@ -442,8 +672,10 @@ def test_iceberg_refill_goes_to_the_back_and_depth_shows_visible_only(book: Orde
 
 def test_iceberg_swept_alone_trades_one_slice_at_a_time(book: OrderBook) -> None:
     """Each refill is a separate trade; the last slice may be smaller than the display."""
-    book.new_order(1, A, I1, SELL, px(100), 10, display_qty=3)
-    events = book.new_order(2, B, I1, BUY, px(100), 10)
+    book.new_order(
+        order_id=1, account=A, instrument=I1, side=SELL, price=px(100), qty=10, display_qty=3
+    )
+    events = book.new_order(order_id=2, account=B, instrument=I1, side=BUY, price=px(100), qty=10)
     makers = [(e.qty, e.leaves, e.shown) for e in only(events, FILL) if e.liquidity == MAKER]
     assert makers == [(3, 7, 3), (3, 4, 3), (3, 1, 1), (1, 0, 0)]
     assert [e.trade_id for e in only(events, FILL)] == [1, 1, 2, 2, 3, 3, 4, 4]
@@ -451,8 +683,10 @@ def test_iceberg_swept_alone_trades_one_slice_at_a_time(book: OrderBook) -> None
 
 def test_iceberg_taker_rests_with_display_slice(book: OrderBook) -> None:
     """An iceberg that trades on arrival rests its remainder, showing one slice."""
-    book.new_order(1, A, I1, SELL, px(100), 3)
-    events = book.new_order(2, B, I1, BUY, px(100), 10, display_qty=4)
+    book.new_order(order_id=1, account=A, instrument=I1, side=SELL, price=px(100), qty=3)
+    events = book.new_order(
+        order_id=2, account=B, instrument=I1, side=BUY, price=px(100), qty=10, display_qty=4
+    )
     assert fills(events)[-1] == (2, TAKER, px(100), 3, 7)
     rows = resting(book)
     assert (rows[2]["shown"], rows[2]["hidden"], rows[2]["display"]) == (4, 3, 4)
@@ -460,7 +694,9 @@ def test_iceberg_taker_rests_with_display_slice(book: OrderBook) -> None:
 
 
 def test_iceberg_display_equal_to_qty_behaves_as_plain_order(book: OrderBook) -> None:
-    book.new_order(1, A, I1, SELL, px(100), 5, display_qty=5)
+    book.new_order(
+        order_id=1, account=A, instrument=I1, side=SELL, price=px(100), qty=5, display_qty=5
+    )
     assert book.best_bid_offer(I1) == (0, 0, px(100), 5)
 
 
@@ -469,16 +705,20 @@ def test_iceberg_display_equal_to_qty_behaves_as_plain_order(book: OrderBook) ->
 
 def test_cancel_removes_the_order(book: OrderBook) -> None:
     """FIX OrderCancelRequest: the whole remaining quantity is cancelled."""
-    book.new_order(1, A, I1, SELL, px(100), 10, display_qty=2)
-    book.new_order(2, B, I1, BUY, px(100), 3)
-    events = book.cancel(1, A, I1, seq=5)
+    book.new_order(
+        order_id=1, account=A, instrument=I1, side=SELL, price=px(100), qty=10, display_qty=2
+    )
+    book.new_order(order_id=2, account=B, instrument=I1, side=BUY, price=px(100), qty=3)
+    events = book.cancel(order_id=1, account=A, instrument=I1, seq=5)
     assert events == [
-        Event(5, CXL, I1, 1, A, SELL, px(100), 7, 0, 0, 0, Liquidity.NONE, CancelReason.USER, 0, 0)
+        BookEvent(
+            5, CXL, I1, 1, A, SELL, px(100), 7, 0, 0, 0, Liquidity.NONE, CancelReason.USER, 0, 0
+        )
     ]
     assert book.open_order_count() == 0
     assert book.depth(I1)[1].shape == (0, 3)
-    again = book.cancel(1, A, I1)
-    assert [(e.kind, e.reject_code) for e in again] == [(CREJ, RejectCode.UNKNOWN_ORDER)]
+    again = book.cancel(order_id=1, account=A, instrument=I1)
+    assert [(e.kind, e.reject_code) for e in again] == [(CREJ, BookReject.UNKNOWN_ORDER)]
 
 
 @pytest.mark.parametrize(
@@ -490,38 +730,56 @@ def test_cancel_not_own_order_is_rejected_and_changes_nothing(
     book: OrderBook, order_id: int, account: int, instrument: int
 ) -> None:
     """Order ids are private to their owner: any mismatch is UNKNOWN_ORDER, not a leak."""
-    book.new_order(1, A, I1, SELL, px(100), 10)
+    book.new_order(order_id=1, account=A, instrument=I1, side=SELL, price=px(100), qty=10)
     before = book.state_hash()
-    events = book.cancel(order_id, account, instrument, seq=9)
+    events = book.cancel(order_id=order_id, account=account, instrument=instrument, seq=9)
     assert [(e.seq, e.kind, e.reject_code, e.order_id) for e in events] == [
-        (9, CREJ, RejectCode.UNKNOWN_ORDER, order_id)
+        (9, CREJ, BookReject.UNKNOWN_ORDER, order_id)
     ]
     assert book.state_hash() == before
-    events = book.replace(order_id, account, instrument, px(100), 5, seq=10)
-    assert [(e.kind, e.reject_code) for e in events] == [(CREJ, RejectCode.UNKNOWN_ORDER)]
+    events = book.replace(
+        order_id=order_id, account=account, instrument=instrument, price=px(100), qty=5, seq=10
+    )
+    assert [(e.kind, e.reject_code) for e in events] == [(CREJ, BookReject.UNKNOWN_ORDER)]
     assert book.state_hash() == before
 
 
 def test_filled_or_ioc_orders_cannot_be_cancelled(book: OrderBook) -> None:
-    book.new_order(1, A, I1, SELL, px(100), 5)
-    book.new_order(2, B, I1, BUY, px(100), 9, tif=TimeInForce.IOC)
+    book.new_order(order_id=1, account=A, instrument=I1, side=SELL, price=px(100), qty=5)
+    book.new_order(
+        order_id=2, account=B, instrument=I1, side=BUY, price=px(100), qty=9, tif=TimeInForce.IOC
+    )
     for oid, acct in ((1, A), (2, B)):
-        assert book.cancel(oid, acct, I1)[0].reject_code == RejectCode.UNKNOWN_ORDER
+        assert (
+            book.cancel(order_id=oid, account=acct, instrument=I1)[0].reject_code
+            == BookReject.UNKNOWN_ORDER
+        )
 
 
 def _place_mixed(book: OrderBook) -> None:
-    book.new_order(7, A, I1, SELL, px(105), 1)
-    book.new_order(3, A, I2, BUY, px(90), 2)
-    book.new_order(5, A, I1, BUY, px(95), 3, display_qty=1)
-    book.new_order(4, B, I1, SELL, px(106), 4)
-    book.new_order(6, A, I2, SELL, px(99), 5, tif=TimeInForce.GTD, expire_ts=1_000)
+    book.new_order(order_id=7, account=A, instrument=I1, side=SELL, price=px(105), qty=1)
+    book.new_order(order_id=3, account=A, instrument=I2, side=BUY, price=px(90), qty=2)
+    book.new_order(
+        order_id=5, account=A, instrument=I1, side=BUY, price=px(95), qty=3, display_qty=1
+    )
+    book.new_order(order_id=4, account=B, instrument=I1, side=SELL, price=px(106), qty=4)
+    book.new_order(
+        order_id=6,
+        account=A,
+        instrument=I2,
+        side=SELL,
+        price=px(99),
+        qty=5,
+        tif=TimeInForce.GTD,
+        expire_ts=1_000,
+    )
 
 
 def test_mass_cancel_by_account_in_ascending_order_id(book: OrderBook) -> None:
     """Binance cancel-all / FIX OrderMassCancelRequest: every open order of the account,
     in ascending order id, then one report with the count."""
     _place_mixed(book)
-    events = book.mass_cancel(A, seq=11)
+    events = book.mass_cancel(account=A, seq=11)
     assert [(e.order_id, e.qty, e.reason) for e in only(events, CXL)] == [
         (3, 2, CancelReason.MASS_CANCEL),
         (5, 3, CancelReason.MASS_CANCEL),
@@ -536,7 +794,7 @@ def test_mass_cancel_by_account_in_ascending_order_id(book: OrderBook) -> None:
 
 def test_mass_cancel_by_account_and_instrument(book: OrderBook) -> None:
     _place_mixed(book)
-    events = book.mass_cancel(A, I1, seq=12)
+    events = book.mass_cancel(account=A, instrument=I1, seq=12)
     assert [e.order_id for e in only(events, CXL)] == [5, 7]
     assert (events[-1].kind, events[-1].instrument, events[-1].qty) == (DONE, I1, 2)
     assert sorted(resting(book)) == [3, 4, 6]
@@ -545,9 +803,9 @@ def test_mass_cancel_by_account_and_instrument(book: OrderBook) -> None:
 def test_mass_cancel_with_nothing_to_cancel_reports_zero(book: OrderBook) -> None:
     _place_mixed(book)
     before = book.state_hash()
-    events = book.mass_cancel(C)
+    events = book.mass_cancel(account=C)
     assert [(e.kind, e.qty) for e in events] == [(DONE, 0)]
-    assert book.mass_cancel(B, I2)[-1].qty == 0
+    assert book.mass_cancel(account=B, instrument=I2)[-1].qty == 0
     assert book.state_hash() == before
 
 
@@ -556,42 +814,42 @@ def test_mass_cancel_with_nothing_to_cancel_reports_zero(book: OrderBook) -> Non
 
 def test_replace_qty_decrease_keeps_time_priority(book: OrderBook) -> None:
     """CME: reducing quantity at the same price keeps the order's place in the queue."""
-    book.new_order(1, A, I1, BUY, px(100), 10)
-    book.new_order(2, B, I1, BUY, px(100), 10)
-    events = book.replace(1, A, I1, px(100), 6, seq=3)
+    book.new_order(order_id=1, account=A, instrument=I1, side=BUY, price=px(100), qty=10)
+    book.new_order(order_id=2, account=B, instrument=I1, side=BUY, price=px(100), qty=10)
+    events = book.replace(order_id=1, account=A, instrument=I1, price=px(100), qty=6, seq=3)
     assert [(e.seq, e.kind, e.price, e.qty, e.leaves, e.shown) for e in events] == [
         (3, RPL, px(100), 6, 6, 6)
     ]
     assert book.level_orders(I1, BUY, px(100)) == [1, 2]
     assert book.best_bid_offer(I1) == (px(100), 16, 0, 0)
     # Unchanged quantity and price is a decrease by zero: still first.
-    book.replace(1, A, I1, px(100), 6)
+    book.replace(order_id=1, account=A, instrument=I1, price=px(100), qty=6)
     assert book.level_orders(I1, BUY, px(100)) == [1, 2]
 
 
 def test_replace_qty_increase_loses_time_priority(book: OrderBook) -> None:
     """CME: increasing quantity sends the order to the back of its level."""
-    book.new_order(1, A, I1, BUY, px(100), 10)
-    book.new_order(2, B, I1, BUY, px(100), 10)
-    events = book.replace(1, A, I1, px(100), 11)
+    book.new_order(order_id=1, account=A, instrument=I1, side=BUY, price=px(100), qty=10)
+    book.new_order(order_id=2, account=B, instrument=I1, side=BUY, price=px(100), qty=10)
+    events = book.replace(order_id=1, account=A, instrument=I1, price=px(100), qty=11)
     assert [(e.kind, e.qty, e.leaves) for e in events] == [(RPL, 11, 11)]
     assert book.level_orders(I1, BUY, px(100)) == [2, 1]
 
 
 def test_replace_price_change_loses_priority_even_when_moved_back(book: OrderBook) -> None:
-    book.new_order(1, A, I1, BUY, px(100), 10)
-    book.new_order(2, B, I1, BUY, px(100), 10)
-    book.replace(1, A, I1, px(99), 10)
-    book.replace(1, A, I1, px(100), 10)
+    book.new_order(order_id=1, account=A, instrument=I1, side=BUY, price=px(100), qty=10)
+    book.new_order(order_id=2, account=B, instrument=I1, side=BUY, price=px(100), qty=10)
+    book.replace(order_id=1, account=A, instrument=I1, price=px(99), qty=10)
+    book.replace(order_id=1, account=A, instrument=I1, price=px(100), qty=10)
     assert book.level_orders(I1, BUY, px(100)) == [2, 1]
     assert book.level_orders(I1, BUY, px(99)) == []
 
 
 def test_replace_to_crossing_price_trades_as_taker(book: OrderBook) -> None:
     """A replace that crosses the spread takes liquidity, at the resting price."""
-    book.new_order(1, A, I1, BUY, px(99), 10)
-    book.new_order(2, B, I1, SELL, px(101), 4)
-    events = book.replace(1, A, I1, px(102), 10)
+    book.new_order(order_id=1, account=A, instrument=I1, side=BUY, price=px(99), qty=10)
+    book.new_order(order_id=2, account=B, instrument=I1, side=SELL, price=px(101), qty=4)
+    events = book.replace(order_id=1, account=A, instrument=I1, price=px(102), qty=10)
     assert kinds(events) == [RPL, FILL, FILL]
     assert fills(events) == [(2, MAKER, px(101), 4, 0), (1, TAKER, px(101), 4, 6)]
     rows = resting(book)
@@ -605,10 +863,12 @@ def test_replace_to_crossing_price_trades_as_taker(book: OrderBook) -> None:
 
 def test_replace_qty_counts_the_filled_part(book: OrderBook) -> None:
     """FIX OrderQty on a replace is the new total, filled part included."""
-    book.new_order(1, A, I1, SELL, px(100), 10)
-    book.new_order(2, A, I1, SELL, px(100), 10)
-    book.new_order(3, B, I1, BUY, px(100), 4)
-    book.replace(1, A, I1, px(100), 8)  # leaves 6 -> 4: a decrease, keeps the front
+    book.new_order(order_id=1, account=A, instrument=I1, side=SELL, price=px(100), qty=10)
+    book.new_order(order_id=2, account=A, instrument=I1, side=SELL, price=px(100), qty=10)
+    book.new_order(order_id=3, account=B, instrument=I1, side=BUY, price=px(100), qty=4)
+    book.replace(
+        order_id=1, account=A, instrument=I1, price=px(100), qty=8
+    )  # leaves 6 -> 4: a decrease, keeps the front
     rows = resting(book)
     assert (rows[1]["qty"], rows[1]["filled"], rows[1]["shown"]) == (8, 4, 4)
     assert book.level_orders(I1, SELL, px(100)) == [1, 2]
@@ -616,26 +876,28 @@ def test_replace_qty_counts_the_filled_part(book: OrderBook) -> None:
 
 def test_replace_below_filled_is_rejected(book: OrderBook) -> None:
     """The new total must exceed what is already filled."""
-    book.new_order(1, A, I1, SELL, px(100), 10)
-    book.new_order(2, B, I1, BUY, px(100), 4)
+    book.new_order(order_id=1, account=A, instrument=I1, side=SELL, price=px(100), qty=10)
+    book.new_order(order_id=2, account=B, instrument=I1, side=BUY, price=px(100), qty=4)
     before = book.state_hash()
     for qty in (4, 3, 1):
-        events = book.replace(1, A, I1, px(100), qty)
+        events = book.replace(order_id=1, account=A, instrument=I1, price=px(100), qty=qty)
         assert [(e.kind, e.reject_code) for e in events] == [
-            (CREJ, RejectCode.REPLACE_BELOW_FILLED)
+            (CREJ, BookReject.REPLACE_BELOW_FILLED)
         ]
         assert book.state_hash() == before
-    events = book.replace(1, A, I1, px(100), 5)
+    events = book.replace(order_id=1, account=A, instrument=I1, price=px(100), qty=5)
     assert [(e.kind, e.leaves) for e in events] == [(RPL, 1)]
 
 
 def test_replace_iceberg_decrease_cuts_hidden_first(book: OrderBook) -> None:
     """Reducing an iceberg takes from its hidden reserve before the visible slice."""
-    book.new_order(1, A, I1, SELL, px(100), 10, display_qty=3)
-    book.replace(1, A, I1, px(100), 5)
+    book.new_order(
+        order_id=1, account=A, instrument=I1, side=SELL, price=px(100), qty=10, display_qty=3
+    )
+    book.replace(order_id=1, account=A, instrument=I1, price=px(100), qty=5)
     rows = resting(book)
     assert (rows[1]["shown"], rows[1]["hidden"]) == (3, 2)
-    book.replace(1, A, I1, px(100), 2)
+    book.replace(order_id=1, account=A, instrument=I1, price=px(100), qty=2)
     rows = resting(book)
     assert (rows[1]["shown"], rows[1]["hidden"]) == (2, 0)
     assert book.best_bid_offer(I1) == (0, 0, px(100), 2)
@@ -643,13 +905,15 @@ def test_replace_iceberg_decrease_cuts_hidden_first(book: OrderBook) -> None:
 
 def test_replace_of_post_only_to_crossing_price_is_rejected(book: OrderBook) -> None:
     """A post-only order stays post-only through a replace."""
-    book.new_order(1, A, I1, SELL, px(101), 5)
-    book.new_order(2, B, I1, BUY, px(99), 5, post_only=True)
+    book.new_order(order_id=1, account=A, instrument=I1, side=SELL, price=px(101), qty=5)
+    book.new_order(
+        order_id=2, account=B, instrument=I1, side=BUY, price=px(99), qty=5, post_only=True
+    )
     before = book.state_hash()
-    events = book.replace(2, B, I1, px(101), 5)
-    assert [(e.kind, e.reject_code) for e in events] == [(CREJ, RejectCode.POST_ONLY_WOULD_TAKE)]
+    events = book.replace(order_id=2, account=B, instrument=I1, price=px(101), qty=5)
+    assert [(e.kind, e.reject_code) for e in events] == [(CREJ, BookReject.POST_ONLY_WOULD_TAKE)]
     assert book.state_hash() == before
-    assert kinds(book.replace(2, B, I1, px(100), 5)) == [RPL]
+    assert kinds(book.replace(order_id=2, account=B, instrument=I1, price=px(100), qty=5)) == [RPL]
 
 
 # --- self-trade prevention ------------------------------------------------------------------
@@ -657,15 +921,15 @@ def test_replace_of_post_only_to_crossing_price_is_rejected(book: OrderBook) -> 
 
 def _stp_book(book: OrderBook) -> None:
     """B's 3 at the front, then A's own 5, then C's 4, all asks at 100."""
-    book.new_order(1, B, I1, SELL, px(100), 3)
-    book.new_order(2, A, I1, SELL, px(100), 5)
-    book.new_order(3, C, I1, SELL, px(100), 4)
+    book.new_order(order_id=1, account=B, instrument=I1, side=SELL, price=px(100), qty=3)
+    book.new_order(order_id=2, account=A, instrument=I1, side=SELL, price=px(100), qty=5)
+    book.new_order(order_id=3, account=C, instrument=I1, side=SELL, price=px(100), qty=4)
 
 
 def test_stp_cancel_newest_is_the_default(book: OrderBook) -> None:
     """Binance EXPIRE_TAKER: the taker's remainder is cancelled at its own order."""
     _stp_book(book)
-    events = book.new_order(9, A, I1, BUY, px(100), 10)
+    events = book.new_order(order_id=9, account=A, instrument=I1, side=BUY, price=px(100), qty=10)
     assert kinds(events) == [ACC, FILL, FILL, CXL]
     assert fills(events)[1] == (9, TAKER, px(100), 3, 7)
     assert cancels(events) == [(9, 7, 0, CancelReason.SELF_TRADE)]
@@ -676,7 +940,15 @@ def test_stp_cancel_newest_is_the_default(book: OrderBook) -> None:
 def test_stp_cancel_oldest_cancels_resting_and_goes_on(book: OrderBook) -> None:
     """Binance EXPIRE_MAKER: the resting own order is cancelled; the taker keeps trading."""
     _stp_book(book)
-    events = book.new_order(9, A, I1, BUY, px(100), 10, stp=STPMode.CANCEL_OLDEST)
+    events = book.new_order(
+        order_id=9,
+        account=A,
+        instrument=I1,
+        side=BUY,
+        price=px(100),
+        qty=10,
+        stp=STPMode.CANCEL_OLDEST,
+    )
     assert kinds(events) == [ACC, FILL, FILL, CXL, FILL, FILL]
     assert cancels(events) == [(2, 5, 0, CancelReason.SELF_TRADE)]
     assert fills(events)[-1] == (9, TAKER, px(100), 4, 3)
@@ -687,7 +959,15 @@ def test_stp_cancel_oldest_cancels_resting_and_goes_on(book: OrderBook) -> None:
 def test_stp_cancel_both(book: OrderBook) -> None:
     """Binance EXPIRE_BOTH: both the resting own order and the taker's rest go."""
     _stp_book(book)
-    events = book.new_order(9, A, I1, BUY, px(100), 10, stp=STPMode.CANCEL_BOTH)
+    events = book.new_order(
+        order_id=9,
+        account=A,
+        instrument=I1,
+        side=BUY,
+        price=px(100),
+        qty=10,
+        stp=STPMode.CANCEL_BOTH,
+    )
     assert kinds(events) == [ACC, FILL, FILL, CXL, CXL]
     assert cancels(events) == [
         (2, 5, 0, CancelReason.SELF_TRADE),
@@ -699,9 +979,17 @@ def test_stp_cancel_both(book: OrderBook) -> None:
 def test_stp_decrement_taker_larger(book: OrderBook) -> None:
     """Coinbase/CME decrement-and-cancel: both shrink by the smaller size; the smaller
     (here the resting order) is gone, the taker goes on with what is left."""
-    book.new_order(1, A, I1, SELL, px(100), 5)
-    book.new_order(2, B, I1, SELL, px(100), 1)
-    events = book.new_order(9, A, I1, BUY, px(100), 8, stp=STPMode.DECREMENT_AND_CANCEL)
+    book.new_order(order_id=1, account=A, instrument=I1, side=SELL, price=px(100), qty=5)
+    book.new_order(order_id=2, account=B, instrument=I1, side=SELL, price=px(100), qty=1)
+    events = book.new_order(
+        order_id=9,
+        account=A,
+        instrument=I1,
+        side=BUY,
+        price=px(100),
+        qty=8,
+        stp=STPMode.DECREMENT_AND_CANCEL,
+    )
     assert kinds(events) == [ACC, CXL, CXL, FILL, FILL]
     assert cancels(events) == [
         (1, 5, 0, CancelReason.SELF_TRADE),
@@ -715,9 +1003,19 @@ def test_stp_decrement_taker_larger(book: OrderBook) -> None:
 
 def test_stp_decrement_resting_larger_takes_hidden_first(book: OrderBook) -> None:
     """The resting iceberg shrinks from its hidden reserve first and keeps its place."""
-    book.new_order(1, A, I1, SELL, px(100), 10, display_qty=3)
-    book.new_order(2, B, I1, SELL, px(100), 2)
-    events = book.new_order(9, A, I1, BUY, px(100), 5, stp=STPMode.DECREMENT_AND_CANCEL)
+    book.new_order(
+        order_id=1, account=A, instrument=I1, side=SELL, price=px(100), qty=10, display_qty=3
+    )
+    book.new_order(order_id=2, account=B, instrument=I1, side=SELL, price=px(100), qty=2)
+    events = book.new_order(
+        order_id=9,
+        account=A,
+        instrument=I1,
+        side=BUY,
+        price=px(100),
+        qty=5,
+        stp=STPMode.DECREMENT_AND_CANCEL,
+    )
     assert kinds(events) == [ACC, CXL, CXL]
     resting_cxl, taker_cxl = only(events, CXL)
     assert (resting_cxl.order_id, resting_cxl.qty, resting_cxl.leaves, resting_cxl.shown) == (
@@ -734,16 +1032,34 @@ def test_stp_decrement_resting_larger_takes_hidden_first(book: OrderBook) -> Non
 
 
 def test_stp_decrement_beyond_hidden_reduces_visible(book: OrderBook) -> None:
-    book.new_order(1, A, I1, SELL, px(100), 10, display_qty=3)
-    book.new_order(9, A, I1, BUY, px(100), 8, stp=STPMode.DECREMENT_AND_CANCEL)
+    book.new_order(
+        order_id=1, account=A, instrument=I1, side=SELL, price=px(100), qty=10, display_qty=3
+    )
+    book.new_order(
+        order_id=9,
+        account=A,
+        instrument=I1,
+        side=BUY,
+        price=px(100),
+        qty=8,
+        stp=STPMode.DECREMENT_AND_CANCEL,
+    )
     rows = resting(book)
     assert (rows[1]["qty"], rows[1]["shown"], rows[1]["hidden"]) == (2, 2, 0)
     assert book.best_bid_offer(I1) == (0, 0, px(100), 2)
 
 
 def test_stp_decrement_equal_sizes_cancels_both(book: OrderBook) -> None:
-    book.new_order(1, A, I1, SELL, px(100), 5)
-    events = book.new_order(9, A, I1, BUY, px(100), 5, stp=STPMode.DECREMENT_AND_CANCEL)
+    book.new_order(order_id=1, account=A, instrument=I1, side=SELL, price=px(100), qty=5)
+    events = book.new_order(
+        order_id=9,
+        account=A,
+        instrument=I1,
+        side=BUY,
+        price=px(100),
+        qty=5,
+        stp=STPMode.DECREMENT_AND_CANCEL,
+    )
     assert cancels(events) == [
         (1, 5, 0, CancelReason.SELF_TRADE),
         (9, 5, 0, CancelReason.SELF_TRADE),
@@ -753,15 +1069,25 @@ def test_stp_decrement_equal_sizes_cancels_both(book: OrderBook) -> None:
 
 def test_stp_mode_of_the_taker_applies(book: OrderBook) -> None:
     """Binance: the taker's STP mode decides, whatever the maker asked for."""
-    book.new_order(1, A, I1, SELL, px(100), 5, stp=STPMode.CANCEL_OLDEST)
-    events = book.new_order(2, A, I1, BUY, px(100), 5)
+    book.new_order(
+        order_id=1,
+        account=A,
+        instrument=I1,
+        side=SELL,
+        price=px(100),
+        qty=5,
+        stp=STPMode.CANCEL_OLDEST,
+    )
+    events = book.new_order(order_id=2, account=A, instrument=I1, side=BUY, price=px(100), qty=5)
     assert cancels(events) == [(2, 5, 0, CancelReason.SELF_TRADE)]
     assert list(resting(book)) == [1]
 
 
 def test_stp_ioc_taker_cancelled_by_stp_gets_no_second_cancel(book: OrderBook) -> None:
-    book.new_order(1, A, I1, SELL, px(100), 5)
-    events = book.new_order(2, A, I1, BUY, px(100), 5, tif=TimeInForce.IOC)
+    book.new_order(order_id=1, account=A, instrument=I1, side=SELL, price=px(100), qty=5)
+    events = book.new_order(
+        order_id=2, account=A, instrument=I1, side=BUY, price=px(100), qty=5, tif=TimeInForce.IOC
+    )
     assert kinds(events) == [ACC, CXL]
     assert cancels(events) == [(2, 5, 0, CancelReason.SELF_TRADE)]
 
@@ -777,17 +1103,32 @@ def _validation_book(cls: type[OrderBook]) -> OrderBook:
     book = make_book(
         cls, (I1, LOT_INSTRUMENT), config=BookConfig(initial_accounts=8, max_accounts=MAX_ACCOUNTS)
     )
-    book.new_order(1, A, I1, SELL, px(101), 10, ts=NOW)
-    book.new_order(2, B, I1, BUY, px(97), 5, ts=NOW)
-    book.new_order(10, C, I1, BUY, px(101), 4, tif=TimeInForce.IOC, ts=NOW)
-    book.new_order(4, A, LOT_INSTRUMENT, SELL, px(101), 20, ts=NOW)
-    book.new_order(5, B, I1, BUY, px(98), 5, post_only=True, ts=NOW)
+    book.new_order(order_id=1, account=A, instrument=I1, side=SELL, price=px(101), qty=10, ts=NOW)
+    book.new_order(order_id=2, account=B, instrument=I1, side=BUY, price=px(97), qty=5, ts=NOW)
+    book.new_order(
+        order_id=10,
+        account=C,
+        instrument=I1,
+        side=BUY,
+        price=px(101),
+        qty=4,
+        tif=TimeInForce.IOC,
+        ts=NOW,
+    )
+    book.new_order(
+        order_id=4, account=A, instrument=LOT_INSTRUMENT, side=SELL, price=px(101), qty=20, ts=NOW
+    )
+    book.new_order(
+        order_id=5, account=B, instrument=I1, side=BUY, price=px(98), qty=5, post_only=True, ts=NOW
+    )
     return book
 
 
 def _new(**changes: int) -> np.ndarray:
     """A valid resting buy from B; ``changes`` break one thing about it."""
-    row = cmd.new_order_row(100, B, I1, BUY, px(96), 5, seq=77, ts=NOW)
+    row = mr.new_order_row(
+        order_id=100, account=B, instrument=I1, side=BUY, price=px(96), qty=5, seq=77, ts=NOW
+    )
     for name, value in changes.items():
         row[getattr(c, f"C_{name.upper()}")] = value
     return row
@@ -802,137 +1143,151 @@ GTD, IOC, FOK = TimeInForce.GTD, TimeInForce.IOC, TimeInForce.FOK
 MARKET = OrderType.MARKET
 
 # (id, command row, expected code); NEW_ORDER rows give ORDER_REJECTED, others COMMAND_REJECTED.
-BAD_INPUTS: list[tuple[str, Callable[[], np.ndarray], RejectCode]] = [
-    ("kind-0", lambda: _new(kind=0), RejectCode.INVALID_COMMAND),
-    ("kind-99", lambda: _new(kind=99), RejectCode.INVALID_COMMAND),
-    ("instrument-99", lambda: _new(instrument=99), RejectCode.UNKNOWN_INSTRUMENT),
-    ("instrument-neg", lambda: _new(instrument=-1), RejectCode.UNKNOWN_INSTRUMENT),
-    ("mass-instrument-99", lambda: _cmd(cmd.mass_cancel_row(A, 99)), RejectCode.UNKNOWN_INSTRUMENT),
-    ("account-neg", lambda: _new(account=-1), RejectCode.INVALID_ACCOUNT),
-    ("account-max", lambda: _new(account=MAX_ACCOUNTS), RejectCode.INVALID_ACCOUNT),
-    ("mass-account-neg", lambda: _cmd(cmd.mass_cancel_row(-1)), RejectCode.INVALID_ACCOUNT),
+BAD_INPUTS: list[tuple[str, Callable[[], np.ndarray], BookReject]] = [
+    ("kind-0", lambda: _new(kind=0), BookReject.INVALID_COMMAND),
+    ("kind-99", lambda: _new(kind=99), BookReject.INVALID_COMMAND),
+    ("instrument-99", lambda: _new(instrument=99), BookReject.UNKNOWN_INSTRUMENT),
+    ("instrument-neg", lambda: _new(instrument=-1), BookReject.UNKNOWN_INSTRUMENT),
+    (
+        "mass-instrument-99",
+        lambda: _cmd(mr.mass_cancel_row(account=A, instrument=99)),
+        BookReject.UNKNOWN_INSTRUMENT,
+    ),
+    ("account-neg", lambda: _new(account=-1), BookReject.INVALID_ACCOUNT),
+    ("account-max", lambda: _new(account=MAX_ACCOUNTS), BookReject.INVALID_ACCOUNT),
+    ("mass-account-neg", lambda: _cmd(mr.mass_cancel_row(account=-1)), BookReject.INVALID_ACCOUNT),
     (
         "mass-account-max",
-        lambda: _cmd(cmd.mass_cancel_row(MAX_ACCOUNTS)),
-        RejectCode.INVALID_ACCOUNT,
+        lambda: _cmd(mr.mass_cancel_row(account=MAX_ACCOUNTS)),
+        BookReject.INVALID_ACCOUNT,
     ),
-    ("order-id-0", lambda: _new(order_id=0), RejectCode.INVALID_ORDER_ID),
-    ("order-id-neg", lambda: _new(order_id=-3), RejectCode.INVALID_ORDER_ID),
-    ("side-0", lambda: _new(side=0), RejectCode.INVALID_SIDE),
-    ("side-3", lambda: _new(side=3), RejectCode.INVALID_SIDE),
-    ("type-0", lambda: _new(order_type=0), RejectCode.INVALID_ORDER_TYPE),
-    ("type-3", lambda: _new(order_type=3), RejectCode.INVALID_ORDER_TYPE),
-    ("tif-0", lambda: _new(tif=0), RejectCode.INVALID_TIME_IN_FORCE),
-    ("tif-5", lambda: _new(tif=5), RejectCode.INVALID_TIME_IN_FORCE),
-    ("market-gtc", lambda: _new(order_type=MARKET), RejectCode.INVALID_TIME_IN_FORCE),
+    ("order-id-0", lambda: _new(order_id=0), BookReject.INVALID_ORDER_ID),
+    ("order-id-neg", lambda: _new(order_id=-3), BookReject.INVALID_ORDER_ID),
+    ("side-0", lambda: _new(side=0), BookReject.INVALID_SIDE),
+    ("side-3", lambda: _new(side=3), BookReject.INVALID_SIDE),
+    ("type-0", lambda: _new(order_type=0), BookReject.INVALID_ORDER_TYPE),
+    ("type-3", lambda: _new(order_type=3), BookReject.INVALID_ORDER_TYPE),
+    ("tif-0", lambda: _new(tif=0), BookReject.INVALID_TIME_IN_FORCE),
+    ("tif-5", lambda: _new(tif=5), BookReject.INVALID_TIME_IN_FORCE),
+    ("market-gtc", lambda: _new(order_type=MARKET), BookReject.INVALID_TIME_IN_FORCE),
     (
         "market-gtd",
         lambda: _new(order_type=MARKET, tif=GTD, expire_ts=NOW + 10),
-        RejectCode.INVALID_TIME_IN_FORCE,
+        BookReject.INVALID_TIME_IN_FORCE,
     ),
-    ("stp-neg", lambda: _new(stp=-1), RejectCode.INVALID_STP_MODE),
-    ("stp-4", lambda: _new(stp=4), RejectCode.INVALID_STP_MODE),
-    ("post-only-2", lambda: _new(post_only=2), RejectCode.INVALID_POST_ONLY),
-    ("post-only-neg", lambda: _new(post_only=-1), RejectCode.INVALID_POST_ONLY),
-    ("post-only-ioc", lambda: _new(post_only=1, tif=IOC), RejectCode.INVALID_POST_ONLY),
-    ("post-only-fok", lambda: _new(post_only=1, tif=FOK), RejectCode.INVALID_POST_ONLY),
+    ("stp-neg", lambda: _new(stp=-1), BookReject.INVALID_STP_MODE),
+    ("stp-4", lambda: _new(stp=4), BookReject.INVALID_STP_MODE),
+    ("post-only-2", lambda: _new(post_only=2), BookReject.INVALID_POST_ONLY),
+    ("post-only-neg", lambda: _new(post_only=-1), BookReject.INVALID_POST_ONLY),
+    ("post-only-ioc", lambda: _new(post_only=1, tif=IOC), BookReject.INVALID_POST_ONLY),
+    ("post-only-fok", lambda: _new(post_only=1, tif=FOK), BookReject.INVALID_POST_ONLY),
     (
         "post-only-market",
         lambda: _new(post_only=1, order_type=MARKET, tif=IOC),
-        RejectCode.INVALID_POST_ONLY,
+        BookReject.INVALID_POST_ONLY,
     ),
-    ("price-0", lambda: _new(price=0), RejectCode.PRICE_OUT_OF_RANGE),
-    ("price-neg", lambda: _new(price=-px(96)), RejectCode.PRICE_OUT_OF_RANGE),
-    ("price-above-max", lambda: _new(price=MAX_PRICE + px(1)), RejectCode.PRICE_OUT_OF_RANGE),
+    ("price-0", lambda: _new(price=0), BookReject.PRICE_OUT_OF_RANGE),
+    ("price-neg", lambda: _new(price=-px(96)), BookReject.PRICE_OUT_OF_RANGE),
+    ("price-above-max", lambda: _new(price=MAX_PRICE + px(1)), BookReject.PRICE_OUT_OF_RANGE),
     (
         "market-protection-0",
         lambda: _new(order_type=MARKET, tif=IOC, price=0),
-        RejectCode.PRICE_OUT_OF_RANGE,
+        BookReject.PRICE_OUT_OF_RANGE,
     ),
-    ("price-off-tick", lambda: _new(price=px(96) + 500), RejectCode.PRICE_OFF_TICK),
-    ("qty-0", lambda: _new(qty=0), RejectCode.QUANTITY_OUT_OF_RANGE),
-    ("qty-neg", lambda: _new(qty=-5), RejectCode.QUANTITY_OUT_OF_RANGE),
-    ("qty-above-max", lambda: _new(qty=MAX_QTY + 1), RejectCode.QUANTITY_OUT_OF_RANGE),
+    ("price-off-tick", lambda: _new(price=px(96) + 500), BookReject.PRICE_OFF_TICK),
+    ("qty-0", lambda: _new(qty=0), BookReject.QUANTITY_OUT_OF_RANGE),
+    ("qty-neg", lambda: _new(qty=-5), BookReject.QUANTITY_OUT_OF_RANGE),
+    ("qty-above-max", lambda: _new(qty=MAX_QTY + 1), BookReject.QUANTITY_OUT_OF_RANGE),
     (
         "qty-below-lot-min",
         lambda: _new(instrument=LOT_INSTRUMENT, qty=LOT - 1),
-        RejectCode.QUANTITY_OUT_OF_RANGE,
+        BookReject.QUANTITY_OUT_OF_RANGE,
     ),
-    ("qty-off-lot", lambda: _new(instrument=LOT_INSTRUMENT, qty=15), RejectCode.QUANTITY_OFF_LOT),
-    ("display-neg", lambda: _new(display_qty=-1), RejectCode.INVALID_DISPLAY_QUANTITY),
-    ("display-above-qty", lambda: _new(display_qty=6), RejectCode.INVALID_DISPLAY_QUANTITY),
+    ("qty-off-lot", lambda: _new(instrument=LOT_INSTRUMENT, qty=15), BookReject.QUANTITY_OFF_LOT),
+    ("display-neg", lambda: _new(display_qty=-1), BookReject.INVALID_DISPLAY_QUANTITY),
+    ("display-above-qty", lambda: _new(display_qty=6), BookReject.INVALID_DISPLAY_QUANTITY),
     (
         "display-off-lot",
         lambda: _new(instrument=LOT_INSTRUMENT, qty=20, display_qty=5),
-        RejectCode.INVALID_DISPLAY_QUANTITY,
+        BookReject.INVALID_DISPLAY_QUANTITY,
     ),
-    ("display-ioc", lambda: _new(display_qty=2, tif=IOC), RejectCode.INVALID_DISPLAY_QUANTITY),
+    ("display-ioc", lambda: _new(display_qty=2, tif=IOC), BookReject.INVALID_DISPLAY_QUANTITY),
     (
         "display-market",
         lambda: _new(display_qty=2, order_type=MARKET, tif=IOC),
-        RejectCode.INVALID_DISPLAY_QUANTITY,
+        BookReject.INVALID_DISPLAY_QUANTITY,
     ),
-    ("gtd-expire-now", lambda: _new(tif=GTD, expire_ts=NOW), RejectCode.INVALID_EXPIRE_TIME),
-    ("gtd-expire-past", lambda: _new(tif=GTD, expire_ts=1), RejectCode.INVALID_EXPIRE_TIME),
-    ("gtc-with-expire", lambda: _new(expire_ts=NOW + 10), RejectCode.INVALID_EXPIRE_TIME),
+    ("gtd-expire-now", lambda: _new(tif=GTD, expire_ts=NOW), BookReject.INVALID_EXPIRE_TIME),
+    ("gtd-expire-past", lambda: _new(tif=GTD, expire_ts=1), BookReject.INVALID_EXPIRE_TIME),
+    ("gtc-with-expire", lambda: _new(expire_ts=NOW + 10), BookReject.INVALID_EXPIRE_TIME),
     (
         "ioc-with-expire",
         lambda: _new(tif=IOC, expire_ts=NOW + 10),
-        RejectCode.INVALID_EXPIRE_TIME,
+        BookReject.INVALID_EXPIRE_TIME,
     ),
-    ("duplicate-own-id", lambda: _new(order_id=2), RejectCode.DUPLICATE_ORDER_ID),
-    ("duplicate-other-id", lambda: _new(order_id=1), RejectCode.DUPLICATE_ORDER_ID),
+    ("duplicate-own-id", lambda: _new(order_id=2), BookReject.DUPLICATE_ORDER_ID),
+    ("duplicate-other-id", lambda: _new(order_id=1), BookReject.DUPLICATE_ORDER_ID),
     (
         "duplicate-id-other-instrument",
         lambda: _new(order_id=4, tif=IOC),
-        RejectCode.DUPLICATE_ORDER_ID,
+        BookReject.DUPLICATE_ORDER_ID,
     ),
     (
         "post-only-buy-crosses",
         lambda: _new(post_only=1, price=px(101)),
-        RejectCode.POST_ONLY_WOULD_TAKE,
+        BookReject.POST_ONLY_WOULD_TAKE,
     ),
     (
         "post-only-sell-crosses",
         lambda: _new(post_only=1, side=SELL, price=px(97)),
-        RejectCode.POST_ONLY_WOULD_TAKE,
+        BookReject.POST_ONLY_WOULD_TAKE,
     ),
-    ("cancel-unknown", lambda: _cmd(cmd.cancel_row(999, B, I1)), RejectCode.UNKNOWN_ORDER),
-    ("cancel-not-owner", lambda: _cmd(cmd.cancel_row(1, B, I1)), RejectCode.UNKNOWN_ORDER),
+    (
+        "cancel-unknown",
+        lambda: _cmd(mr.cancel_row(order_id=999, account=B, instrument=I1)),
+        BookReject.UNKNOWN_ORDER,
+    ),
+    (
+        "cancel-not-owner",
+        lambda: _cmd(mr.cancel_row(order_id=1, account=B, instrument=I1)),
+        BookReject.UNKNOWN_ORDER,
+    ),
     (
         "replace-unknown",
-        lambda: _cmd(cmd.replace_row(999, B, I1, px(96), 5)),
-        RejectCode.UNKNOWN_ORDER,
+        lambda: _cmd(mr.replace_row(order_id=999, account=B, instrument=I1, price=px(96), qty=5)),
+        BookReject.UNKNOWN_ORDER,
     ),
     (
         "replace-price-0",
-        lambda: _cmd(cmd.replace_row(2, B, I1, 0, 5)),
-        RejectCode.PRICE_OUT_OF_RANGE,
+        lambda: _cmd(mr.replace_row(order_id=2, account=B, instrument=I1, price=0, qty=5)),
+        BookReject.PRICE_OUT_OF_RANGE,
     ),
     (
         "replace-price-off-tick",
-        lambda: _cmd(cmd.replace_row(2, B, I1, px(97) + 1, 5)),
-        RejectCode.PRICE_OFF_TICK,
+        lambda: _cmd(mr.replace_row(order_id=2, account=B, instrument=I1, price=px(97) + 1, qty=5)),
+        BookReject.PRICE_OFF_TICK,
     ),
     (
         "replace-qty-0",
-        lambda: _cmd(cmd.replace_row(2, B, I1, px(97), 0)),
-        RejectCode.QUANTITY_OUT_OF_RANGE,
+        lambda: _cmd(mr.replace_row(order_id=2, account=B, instrument=I1, price=px(97), qty=0)),
+        BookReject.QUANTITY_OUT_OF_RANGE,
     ),
     (
         "replace-qty-off-lot",
-        lambda: _cmd(cmd.replace_row(4, A, LOT_INSTRUMENT, px(101), 25)),
-        RejectCode.QUANTITY_OFF_LOT,
+        lambda: _cmd(
+            mr.replace_row(order_id=4, account=A, instrument=LOT_INSTRUMENT, price=px(101), qty=25)
+        ),
+        BookReject.QUANTITY_OFF_LOT,
     ),
     (
         "replace-below-filled",
-        lambda: _cmd(cmd.replace_row(1, A, I1, px(101), 4)),
-        RejectCode.REPLACE_BELOW_FILLED,
+        lambda: _cmd(mr.replace_row(order_id=1, account=A, instrument=I1, price=px(101), qty=4)),
+        BookReject.REPLACE_BELOW_FILLED,
     ),
     (
         "replace-post-only-crosses",
-        lambda: _cmd(cmd.replace_row(5, B, I1, px(101), 5)),
-        RejectCode.POST_ONLY_WOULD_TAKE,
+        lambda: _cmd(mr.replace_row(order_id=5, account=B, instrument=I1, price=px(101), qty=5)),
+        BookReject.POST_ONLY_WOULD_TAKE,
     ),
 ]
 
@@ -943,14 +1298,14 @@ BAD_INPUTS: list[tuple[str, Callable[[], np.ndarray], RejectCode]] = [
     ids=[n for n, _, _ in BAD_INPUTS],
 )
 def test_invalid_input_is_rejected_and_changes_nothing(
-    book_cls: type[OrderBook], make_row: Callable[[], np.ndarray], code: RejectCode
+    book_cls: type[OrderBook], make_row: Callable[[], np.ndarray], code: BookReject
 ) -> None:
     """Validate fully before mutating: a reject carries its code and changes nothing."""
     book = _validation_book(book_cls)
     before = book.state_hash()
     row = make_row()
     events = book.submit(row)
-    is_order = row[c.C_KIND] == CommandKind.NEW_ORDER
+    is_order = row[c.C_KIND] == BookCommandKind.NEW_ORDER
     assert [(e.seq, e.kind, e.reject_code) for e in events] == [
         (77, REJ if is_order else CREJ, code)
     ]
@@ -970,8 +1325,8 @@ def test_invalid_input_is_rejected_and_changes_nothing(
 
 def test_every_reject_code_has_a_bad_input() -> None:
     """Keep the table above complete when a code is added (ORDER_POOL_FULL: own test)."""
-    covered = {code for _, _, code in BAD_INPUTS} | {RejectCode.ORDER_POOL_FULL}
-    assert covered == set(RejectCode) - {RejectCode.OK}
+    covered = {code for _, _, code in BAD_INPUTS} | {BookReject.ORDER_POOL_FULL}
+    assert covered == set(BookReject) - {BookReject.OK}
 
 
 def test_validation_runs_in_a_fixed_order(book_cls: type[OrderBook]) -> None:
@@ -980,25 +1335,27 @@ def test_validation_runs_in_a_fixed_order(book_cls: type[OrderBook]) -> None:
     book = make_book(
         book_cls, (I1, LOT_INSTRUMENT), config=BookConfig(initial_orders=2, max_orders=3)
     )
-    book.new_order(1, A, LOT_INSTRUMENT, SELL, px(101), 10)
-    book.new_order(2, A, I1, SELL, px(101), 10)
-    book.new_order(3, A, I1, SELL, px(102), 10)
-    fixes: list[tuple[dict[str, int], RejectCode]] = [
-        ({"instrument": LOT_INSTRUMENT}, RejectCode.INVALID_ACCOUNT),
-        ({"account": B}, RejectCode.INVALID_ORDER_ID),
-        ({"order_id": 1}, RejectCode.INVALID_SIDE),
-        ({"side": BUY}, RejectCode.INVALID_ORDER_TYPE),
-        ({"order_type": OrderType.LIMIT}, RejectCode.INVALID_TIME_IN_FORCE),
-        ({"tif": TimeInForce.GTC}, RejectCode.INVALID_STP_MODE),
-        ({"stp": STPMode.CANCEL_NEWEST}, RejectCode.INVALID_POST_ONLY),
-        ({"post_only": 1}, RejectCode.PRICE_OUT_OF_RANGE),
-        ({"price": px(101) + 1}, RejectCode.PRICE_OFF_TICK),
-        ({"price": px(101)}, RejectCode.QUANTITY_OUT_OF_RANGE),
-        ({"qty": 15}, RejectCode.QUANTITY_OFF_LOT),
-        ({"qty": 20}, RejectCode.INVALID_DISPLAY_QUANTITY),
-        ({"display_qty": 10}, RejectCode.INVALID_EXPIRE_TIME),
-        ({"expire_ts": 0}, RejectCode.DUPLICATE_ORDER_ID),
-        ({"order_id": 50}, RejectCode.ORDER_POOL_FULL),
+    book.new_order(
+        order_id=1, account=A, instrument=LOT_INSTRUMENT, side=SELL, price=px(101), qty=10
+    )
+    book.new_order(order_id=2, account=A, instrument=I1, side=SELL, price=px(101), qty=10)
+    book.new_order(order_id=3, account=A, instrument=I1, side=SELL, price=px(102), qty=10)
+    fixes: list[tuple[dict[str, int], BookReject]] = [
+        ({"instrument": LOT_INSTRUMENT}, BookReject.INVALID_ACCOUNT),
+        ({"account": B}, BookReject.INVALID_ORDER_ID),
+        ({"order_id": 1}, BookReject.INVALID_SIDE),
+        ({"side": BUY}, BookReject.INVALID_ORDER_TYPE),
+        ({"order_type": OrderType.LIMIT}, BookReject.INVALID_TIME_IN_FORCE),
+        ({"tif": TimeInForce.GTC}, BookReject.INVALID_STP_MODE),
+        ({"stp": STPMode.CANCEL_NEWEST}, BookReject.INVALID_POST_ONLY),
+        ({"post_only": 1}, BookReject.PRICE_OUT_OF_RANGE),
+        ({"price": px(101) + 1}, BookReject.PRICE_OFF_TICK),
+        ({"price": px(101)}, BookReject.QUANTITY_OUT_OF_RANGE),
+        ({"qty": 15}, BookReject.QUANTITY_OFF_LOT),
+        ({"qty": 20}, BookReject.INVALID_DISPLAY_QUANTITY),
+        ({"display_qty": 10}, BookReject.INVALID_EXPIRE_TIME),
+        ({"expire_ts": 0}, BookReject.DUPLICATE_ORDER_ID),
+        ({"order_id": 50}, BookReject.ORDER_POOL_FULL),
     ]
     fields = {
         "instrument": 99,
@@ -1016,14 +1373,14 @@ def test_validation_runs_in_a_fixed_order(book_cls: type[OrderBook]) -> None:
     }
     book.clock_tick(NOW)
     before = book.state_hash()
-    assert book.submit(_new(**fields))[0].reject_code == RejectCode.UNKNOWN_INSTRUMENT
+    assert book.submit(_new(**fields))[0].reject_code == BookReject.UNKNOWN_INSTRUMENT
     for fix, code in fixes:
         fields.update(fix)
         events = book.submit(_new(**fields))
         assert [(e.kind, e.reject_code) for e in events] == [(REJ, code)], fix
         assert book.state_hash() == before
-    book.cancel(3, A, I1)
-    assert book.submit(_new(**fields))[0].reject_code == RejectCode.POST_ONLY_WOULD_TAKE
+    book.cancel(order_id=3, account=A, instrument=I1)
+    assert book.submit(_new(**fields))[0].reject_code == BookReject.POST_ONLY_WOULD_TAKE
     fields["price"] = px(100)
     assert kinds(book.submit(_new(**fields))) == [ACC]
 
@@ -1032,41 +1389,78 @@ def test_order_pool_full_refuses_and_never_overwrites(book_cls: type[OrderBook])
     """exchange-core style capacity: at max_orders new resting orders are refused; the
     existing ones are untouched, and a freed slot can be used again."""
     book = make_book(book_cls, (I1, I2), config=BookConfig(initial_orders=4, max_orders=4))
-    book.new_order(1, A, I1, SELL, px(101), 5)
-    book.new_order(2, B, I1, SELL, px(101), 5, display_qty=1)
-    book.new_order(3, A, I1, BUY, px(99), 5)
-    book.new_order(4, C, I2, SELL, px(50), 5, tif=TimeInForce.GTD, expire_ts=1_000)
+    book.new_order(order_id=1, account=A, instrument=I1, side=SELL, price=px(101), qty=5)
+    book.new_order(
+        order_id=2, account=B, instrument=I1, side=SELL, price=px(101), qty=5, display_qty=1
+    )
+    book.new_order(order_id=3, account=A, instrument=I1, side=BUY, price=px(99), qty=5)
+    book.new_order(
+        order_id=4,
+        account=C,
+        instrument=I2,
+        side=SELL,
+        price=px(50),
+        qty=5,
+        tif=TimeInForce.GTD,
+        expire_ts=1_000,
+    )
     before, rows_before = book.state_hash(), resting(book)
     for oid, tif, expire in ((5, TimeInForce.GTC, 0), (6, TimeInForce.GTD, 500)):
-        events = book.new_order(oid, D, I1, BUY, px(98), 1, tif=tif, expire_ts=expire)
-        assert [(e.kind, e.reject_code) for e in events] == [(REJ, RejectCode.ORDER_POOL_FULL)]
+        events = book.new_order(
+            order_id=oid,
+            account=D,
+            instrument=I1,
+            side=BUY,
+            price=px(98),
+            qty=1,
+            tif=tif,
+            expire_ts=expire,
+        )
+        assert [(e.kind, e.reject_code) for e in events] == [(REJ, BookReject.ORDER_POOL_FULL)]
     assert book.state_hash() == before
     assert resting(book) == rows_before
     # Orders that cannot rest still trade; filling order 1 frees a slot.
-    events = book.new_order(7, D, I1, BUY, px(101), 6, tif=TimeInForce.IOC)
+    events = book.new_order(
+        order_id=7, account=D, instrument=I1, side=BUY, price=px(101), qty=6, tif=TimeInForce.IOC
+    )
     assert fills(events) == [
         (1, MAKER, px(101), 5, 0),
         (7, TAKER, px(101), 5, 1),
         (2, MAKER, px(101), 1, 4),
         (7, TAKER, px(101), 1, 0),
     ]
-    assert kinds(book.new_order(8, D, I1, BUY, px(98), 1)) == [ACC]
+    assert kinds(
+        book.new_order(order_id=8, account=D, instrument=I1, side=BUY, price=px(98), qty=1)
+    ) == [ACC]
     assert book.open_order_count() == 4
     # Churn through the pool many times: every order keeps its own attributes.
     expected = resting(book)
     for k in range(20):
         oldest = min(expected)
-        cancelled = book.cancel(oldest, expected[oldest]["account"], expected[oldest]["instrument"])
+        cancelled = book.cancel(
+            order_id=oldest,
+            account=expected[oldest]["account"],
+            instrument=expected[oldest]["instrument"],
+        )
         assert cancels(cancelled)[0][:2] == (
             oldest,
             expected[oldest]["shown"] + expected[oldest]["hidden"],
         )
         del expected[oldest]
         oid = 100 + k
-        assert kinds(book.new_order(oid, A + k % 4, I2, BUY, px(10 + k), 1 + k)) == [ACC]
-        assert book.new_order(1000 + k, A, I2, BUY, px(1), 1)[0].reject_code == (
-            RejectCode.ORDER_POOL_FULL
-        )
+        assert kinds(
+            book.new_order(
+                order_id=oid,
+                account=A + k % 4,
+                instrument=I2,
+                side=BUY,
+                price=px(10 + k),
+                qty=1 + k,
+            )
+        ) == [ACC]
+        assert book.new_order(
+            order_id=1000 + k, account=A, instrument=I2, side=BUY, price=px(1), qty=1
+        )[0].reject_code == (BookReject.ORDER_POOL_FULL)
         expected[oid] = resting(book)[oid]
         assert resting(book) == expected
         assert book.open_order_count() == 4
@@ -1080,13 +1474,15 @@ def test_depth_best_bid_offer_and_level_orders(book: OrderBook) -> None:
     assert book.best_bid_offer(I1) == (0, 0, 0, 0)
     bids, asks = book.depth(I1)
     assert bids.shape == asks.shape == (0, 3)
-    book.new_order(1, A, I1, BUY, px(99), 2)
-    book.new_order(2, B, I1, BUY, px(100), 3)
-    book.new_order(3, C, I1, BUY, px(99), 4, display_qty=1)
-    book.new_order(4, A, I1, BUY, px(97), 5)
-    book.new_order(5, B, I1, SELL, px(103), 6)
-    book.new_order(6, C, I1, SELL, px(102), 7)
-    book.new_order(7, D, I1, SELL, px(102), 8)
+    book.new_order(order_id=1, account=A, instrument=I1, side=BUY, price=px(99), qty=2)
+    book.new_order(order_id=2, account=B, instrument=I1, side=BUY, price=px(100), qty=3)
+    book.new_order(
+        order_id=3, account=C, instrument=I1, side=BUY, price=px(99), qty=4, display_qty=1
+    )
+    book.new_order(order_id=4, account=A, instrument=I1, side=BUY, price=px(97), qty=5)
+    book.new_order(order_id=5, account=B, instrument=I1, side=SELL, price=px(103), qty=6)
+    book.new_order(order_id=6, account=C, instrument=I1, side=SELL, price=px(102), qty=7)
+    book.new_order(order_id=7, account=D, instrument=I1, side=SELL, price=px(102), qty=8)
     bids, asks = book.depth(I1)
     assert bids.dtype == asks.dtype == np.int64
     assert bids.tolist() == [[px(100), 3, 1], [px(99), 3, 2], [px(97), 5, 1]]
@@ -1111,17 +1507,42 @@ def test_every_event_carries_the_seq_of_its_command(book: OrderBook) -> None:
     when many commands travel in one batch and for expiries a command triggers."""
     rows = np.stack(
         [
-            cmd.new_order_row(1, A, I1, SELL, px(100), 5, seq=101, ts=1),
-            cmd.new_order_row(
-                2, A, I1, SELL, px(101), 5, tif=TimeInForce.GTD, expire_ts=5, seq=102, ts=2
+            mr.new_order_row(
+                order_id=1, account=A, instrument=I1, side=SELL, price=px(100), qty=5, seq=101, ts=1
             ),
-            cmd.new_order_row(3, B, I1, BUY, px(100), 2, seq=103, ts=3),
-            cmd.replace_row(1, A, I1, px(100), 10, seq=104, ts=4),
-            cmd.new_order_row(4, C, I1, BUY, px(101), 20, tif=TimeInForce.IOC, seq=105, ts=5),
-            cmd.cancel_row(1, A, I1, seq=106, ts=6),
-            cmd.mass_cancel_row(B, seq=107, ts=7),
-            cmd.clock_tick_row(8, seq=108),
-            cmd.cancel_row(42, A, I1, seq=109, ts=9),
+            mr.new_order_row(
+                order_id=2,
+                account=A,
+                instrument=I1,
+                side=SELL,
+                price=px(101),
+                qty=5,
+                tif=TimeInForce.GTD,
+                expire_ts=5,
+                seq=102,
+                ts=2,
+            ),
+            mr.new_order_row(
+                order_id=3, account=B, instrument=I1, side=BUY, price=px(100), qty=2, seq=103, ts=3
+            ),
+            mr.replace_row(
+                order_id=1, account=A, instrument=I1, price=px(100), qty=10, seq=104, ts=4
+            ),
+            mr.new_order_row(
+                order_id=4,
+                account=C,
+                instrument=I1,
+                side=BUY,
+                price=px(101),
+                qty=20,
+                tif=TimeInForce.IOC,
+                seq=105,
+                ts=5,
+            ),
+            mr.cancel_row(order_id=1, account=A, instrument=I1, seq=106, ts=6),
+            mr.mass_cancel_row(account=B, seq=107, ts=7),
+            mr.clock_tick_row(8, seq=108),
+            mr.cancel_row(order_id=42, account=A, instrument=I1, seq=109, ts=9),
         ]
     )
     events = decode_events(book.process(rows))
@@ -1172,35 +1593,151 @@ def test_listing_an_instrument_twice_is_refused(book: OrderBook) -> None:
 
 def _build_rich_state(book: OrderBook) -> None:
     """Every kind of resting order: partial fills, icebergs, GTD, post-only, STP modes."""
-    book.new_order(1, A, I1, SELL, px(101), 10, display_qty=3, ts=1)
-    book.new_order(2, B, I1, SELL, px(101), 4, stp=STPMode.CANCEL_BOTH, ts=2)
-    book.new_order(3, C, I1, SELL, px(103), 6, tif=TimeInForce.GTD, expire_ts=40, ts=3)
-    book.new_order(4, D, I1, BUY, px(101), 5, tif=TimeInForce.IOC, ts=4)
-    book.new_order(5, A, I1, BUY, px(99), 7, post_only=True, stp=STPMode.CANCEL_OLDEST, ts=5)
-    book.new_order(6, B, I1, BUY, px(99), 2, tif=TimeInForce.GTD, expire_ts=20, ts=6)
-    book.new_order(7, C, I2, BUY, px(50), 9, display_qty=2, ts=7)
-    book.new_order(8, D, LOT_INSTRUMENT, SELL, px(70), 30, display_qty=10, ts=8)
-    book.new_order(9, A, I1, BUY, px(98), 8, stp=STPMode.DECREMENT_AND_CANCEL, ts=9)
-    book.replace(9, A, I1, px(98), 6, ts=10)
+    book.new_order(
+        order_id=1, account=A, instrument=I1, side=SELL, price=px(101), qty=10, display_qty=3, ts=1
+    )
+    book.new_order(
+        order_id=2,
+        account=B,
+        instrument=I1,
+        side=SELL,
+        price=px(101),
+        qty=4,
+        stp=STPMode.CANCEL_BOTH,
+        ts=2,
+    )
+    book.new_order(
+        order_id=3,
+        account=C,
+        instrument=I1,
+        side=SELL,
+        price=px(103),
+        qty=6,
+        tif=TimeInForce.GTD,
+        expire_ts=40,
+        ts=3,
+    )
+    book.new_order(
+        order_id=4,
+        account=D,
+        instrument=I1,
+        side=BUY,
+        price=px(101),
+        qty=5,
+        tif=TimeInForce.IOC,
+        ts=4,
+    )
+    book.new_order(
+        order_id=5,
+        account=A,
+        instrument=I1,
+        side=BUY,
+        price=px(99),
+        qty=7,
+        post_only=True,
+        stp=STPMode.CANCEL_OLDEST,
+        ts=5,
+    )
+    book.new_order(
+        order_id=6,
+        account=B,
+        instrument=I1,
+        side=BUY,
+        price=px(99),
+        qty=2,
+        tif=TimeInForce.GTD,
+        expire_ts=20,
+        ts=6,
+    )
+    book.new_order(
+        order_id=7, account=C, instrument=I2, side=BUY, price=px(50), qty=9, display_qty=2, ts=7
+    )
+    book.new_order(
+        order_id=8,
+        account=D,
+        instrument=LOT_INSTRUMENT,
+        side=SELL,
+        price=px(70),
+        qty=30,
+        display_qty=10,
+        ts=8,
+    )
+    book.new_order(
+        order_id=9,
+        account=A,
+        instrument=I1,
+        side=BUY,
+        price=px(98),
+        qty=8,
+        stp=STPMode.DECREMENT_AND_CANCEL,
+        ts=9,
+    )
+    book.replace(order_id=9, account=A, instrument=I1, price=px(98), qty=6, ts=10)
 
 
 def _follow_up_commands() -> np.ndarray:
     """Commands that exercise every kind of order the rich state holds."""
     return np.stack(
         [
-            cmd.new_order_row(20, D, I1, BUY, px(103), 12, seq=1, ts=11),
-            cmd.new_order_row(21, A, I1, SELL, px(98), 20, stp=STPMode.CANCEL_OLDEST, seq=2, ts=12),
-            cmd.clock_tick_row(20, seq=3),
-            cmd.replace_row(7, C, I2, px(50), 12, seq=4, ts=21),
-            cmd.new_order_row(22, D, I2, SELL, px(49), 5, seq=5, ts=22),
-            cmd.new_order_row(23, C, LOT_INSTRUMENT, BUY, px(71), 20, seq=6, ts=23),
-            cmd.new_order_row(1, B, I1, BUY, px(90), 1, seq=7, ts=24),
-            cmd.new_order_row(
-                24, B, I1, BUY, px(80), 1, tif=TimeInForce.GTD, expire_ts=41, seq=8, ts=25
+            mr.new_order_row(
+                order_id=20, account=D, instrument=I1, side=BUY, price=px(103), qty=12, seq=1, ts=11
             ),
-            cmd.clock_tick_row(41, seq=9),
-            cmd.mass_cancel_row(A, seq=10, ts=42),
-            cmd.new_order_row(25, D, I1, SELL, px(60), 50, tif=TimeInForce.IOC, seq=11, ts=43),
+            mr.new_order_row(
+                order_id=21,
+                account=A,
+                instrument=I1,
+                side=SELL,
+                price=px(98),
+                qty=20,
+                stp=STPMode.CANCEL_OLDEST,
+                seq=2,
+                ts=12,
+            ),
+            mr.clock_tick_row(20, seq=3),
+            mr.replace_row(
+                order_id=7, account=C, instrument=I2, price=px(50), qty=12, seq=4, ts=21
+            ),
+            mr.new_order_row(
+                order_id=22, account=D, instrument=I2, side=SELL, price=px(49), qty=5, seq=5, ts=22
+            ),
+            mr.new_order_row(
+                order_id=23,
+                account=C,
+                instrument=LOT_INSTRUMENT,
+                side=BUY,
+                price=px(71),
+                qty=20,
+                seq=6,
+                ts=23,
+            ),
+            mr.new_order_row(
+                order_id=1, account=B, instrument=I1, side=BUY, price=px(90), qty=1, seq=7, ts=24
+            ),
+            mr.new_order_row(
+                order_id=24,
+                account=B,
+                instrument=I1,
+                side=BUY,
+                price=px(80),
+                qty=1,
+                tif=TimeInForce.GTD,
+                expire_ts=41,
+                seq=8,
+                ts=25,
+            ),
+            mr.clock_tick_row(41, seq=9),
+            mr.mass_cancel_row(account=A, seq=10, ts=42),
+            mr.new_order_row(
+                order_id=25,
+                account=D,
+                instrument=I1,
+                side=SELL,
+                price=px(60),
+                qty=50,
+                tif=TimeInForce.IOC,
+                seq=11,
+                ts=43,
+            ),
         ]
     )
 
@@ -1241,14 +1778,36 @@ def test_snapshot_restore_gives_same_state_and_behaviour(
 def test_restore_keeps_trade_id_and_clock(book_cls: type[OrderBook]) -> None:
     """Trade ids continue after a restore and expiries still follow the restored clock."""
     live = make_book(book_cls, (I1,))
-    live.new_order(1, A, I1, SELL, px(100), 5, tif=TimeInForce.GTD, expire_ts=100, ts=60)
-    live.new_order(2, B, I1, BUY, px(100), 2, ts=61)
+    live.new_order(
+        order_id=1,
+        account=A,
+        instrument=I1,
+        side=SELL,
+        price=px(100),
+        qty=5,
+        tif=TimeInForce.GTD,
+        expire_ts=100,
+        ts=60,
+    )
+    live.new_order(order_id=2, account=B, instrument=I1, side=BUY, price=px(100), qty=2, ts=61)
     restored = _roundtrip(live, book_cls)
     assert restored.snapshot().now == 61
-    events = restored.new_order(3, C, I1, BUY, px(100), 1, ts=62)
+    events = restored.new_order(
+        order_id=3, account=C, instrument=I1, side=BUY, price=px(100), qty=1, ts=62
+    )
     assert only(events, FILL)[0].trade_id == 2
-    events = restored.new_order(4, C, I1, BUY, px(100), 1, tif=TimeInForce.GTD, expire_ts=61, ts=0)
-    assert events[0].reject_code == RejectCode.INVALID_EXPIRE_TIME
+    events = restored.new_order(
+        order_id=4,
+        account=C,
+        instrument=I1,
+        side=BUY,
+        price=px(100),
+        qty=1,
+        tif=TimeInForce.GTD,
+        expire_ts=61,
+        ts=0,
+    )
+    assert events[0].reject_code == BookReject.INVALID_EXPIRE_TIME
     assert kinds(restored.clock_tick(100)) == [EXP]
 
 
@@ -1257,7 +1816,12 @@ def test_restore_into_small_config_grows_pool(book_cls: type[OrderBook]) -> None
     live = make_book(book_cls, (I1,))
     for oid in range(1, 40):
         live.new_order(
-            oid, oid % 5, I1, BUY if oid % 2 else SELL, px(100 + (-1) ** oid * (oid % 7 + 1)), oid
+            order_id=oid,
+            account=oid % 5,
+            instrument=I1,
+            side=BUY if oid % 2 else SELL,
+            price=px(100 + (-1) ** oid * (oid % 7 + 1)),
+            qty=oid,
         )
     restored = type(live).restore(live.snapshot(), BookConfig(initial_orders=1, initial_accounts=1))
     assert restored.state_hash() == live.state_hash()
@@ -1307,11 +1871,11 @@ def test_state_hash_tracks_state_not_history(book_cls: type[OrderBook]) -> None:
     state hashes differently."""
     one = make_book(book_cls, (I1,))
     two = make_book(book_cls, (I1,))
-    one.new_order(1, A, I1, BUY, px(99), 5)
-    two.new_order(1, A, I1, BUY, px(99), 9)
-    two.replace(1, A, I1, px(99), 5)
+    one.new_order(order_id=1, account=A, instrument=I1, side=BUY, price=px(99), qty=5)
+    two.new_order(order_id=1, account=A, instrument=I1, side=BUY, price=px(99), qty=9)
+    two.replace(order_id=1, account=A, instrument=I1, price=px(99), qty=5)
     assert one.state_hash() == two.state_hash()
-    two.new_order(2, A, I1, BUY, px(98), 1)
+    two.new_order(order_id=2, account=A, instrument=I1, side=BUY, price=px(98), qty=1)
     assert one.state_hash() != two.state_hash()
 
 
@@ -1337,7 +1901,14 @@ def test_restore_of_a_wide_book_sizes_the_pool_once_and_behaves_the_same() -> No
             side = BUY if rng.random() < 0.5 else SELL
             off = int(rng.integers(1, 60_000))  # up to ~15 chunks away from the middle
             price = px(100_000 - off if side == BUY else 100_000 + off)
-            live.new_order(oid, int(rng.integers(1, 40)), iid, side, price, int(rng.integers(1, 9)))
+            live.new_order(
+                order_id=oid,
+                account=int(rng.integers(1, 40)),
+                instrument=iid,
+                side=side,
+                price=price,
+                qty=int(rng.integers(1, 9)),
+            )
     small = BookConfig(initial_orders=1, initial_accounts=1)
     restored = FastBook.restore(live.snapshot(), small)
     assert int(restored.state[0][mk.H_ORDER_CAP]) >= live.open_order_count()
@@ -1347,7 +1918,23 @@ def test_restore_of_a_wide_book_sizes_the_pool_once_and_behaves_the_same() -> No
             assert level_view(restored, iid, side) == level_view(live, iid, side)
     sweep = [(oid + 1, I1, BUY, px(200_000)), (oid + 2, I2, SELL, px(1))]
     for new_id, iid, side, price in sweep:
-        want = live.new_order(new_id, 99, iid, side, price, 5_000, tif=TimeInForce.IOC)
-        got = restored.new_order(new_id, 99, iid, side, price, 5_000, tif=TimeInForce.IOC)
+        want = live.new_order(
+            order_id=new_id,
+            account=99,
+            instrument=iid,
+            side=side,
+            price=price,
+            qty=5_000,
+            tif=TimeInForce.IOC,
+        )
+        got = restored.new_order(
+            order_id=new_id,
+            account=99,
+            instrument=iid,
+            side=side,
+            price=price,
+            qty=5_000,
+            tif=TimeInForce.IOC,
+        )
         assert want == got and len(want) > 100
     assert restored.state_hash() == live.state_hash()

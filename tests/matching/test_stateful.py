@@ -24,12 +24,12 @@ from hypothesis.stateful import (
 )
 
 from matching import codes as c
-from matching import commands as cmd
+from matching import rows as mr
 from matching.api import OrderBook
 from matching.codes import (
+    BookCommandKind,
+    BookEventKind,
     CancelReason,
-    CommandKind,
-    EventKind,
     Liquidity,
     OrderType,
     Side,
@@ -149,18 +149,18 @@ class EventModel:
         mass_ids: list[int] = []
         for i, e in enumerate(events):
             kind, oid = e[c.E_KIND], e[c.E_ORDER_ID]
-            assert expiring or kind != EventKind.ORDER_EXPIRED, "expiry after other events"
-            expiring = kind == EventKind.ORDER_EXPIRED
-            if kind in (EventKind.ORDER_REJECTED, EventKind.COMMAND_REJECTED):
+            assert expiring or kind != BookEventKind.ORDER_EXPIRED, "expiry after other events"
+            expiring = kind == BookEventKind.ORDER_EXPIRED
+            if kind in (BookEventKind.ORDER_REJECTED, BookEventKind.COMMAND_REJECTED):
                 assert i == len(events) - 1, "a reject is the command's last word"
                 self._check_reject(row, e, self._owned(row))
-            elif kind == EventKind.ORDER_EXPIRED:
+            elif kind == BookEventKind.ORDER_EXPIRED:
                 o = self.orders.pop(oid)
                 assert o.tif == TimeInForce.GTD and o.expire_ts <= self.now, "early expiry"
                 assert 0 < o.leaves == e[c.E_QTY] and e[c.E_LEAVES] == 0
                 expired.append((o.expire_ts, oid))
-            elif kind == EventKind.ORDER_ACCEPTED:
-                assert kind_in == CommandKind.NEW_ORDER and oid == row[c.C_ORDER_ID]
+            elif kind == BookEventKind.ORDER_ACCEPTED:
+                assert kind_in == BookCommandKind.NEW_ORDER and oid == row[c.C_ORDER_ID]
                 assert oid not in self.orders, "accepted an id that is still resting"
                 assert e[c.E_LEAVES] == e[c.E_QTY] == row[c.C_QTY]
                 self.filled[oid] = 0
@@ -178,9 +178,9 @@ class EventModel:
                 taker = TakerState(order, row[c.C_QTY])
                 if order.tif == TimeInForce.FOK:
                     taker.fok_fillable = self._fok_fillable(order)
-            elif kind == EventKind.ORDER_REPLACED:
+            elif kind == BookEventKind.ORDER_REPLACED:
                 o = self._owned(row)
-                assert kind_in == CommandKind.REPLACE_ORDER and o is not None
+                assert kind_in == BookCommandKind.REPLACE_ORDER and o is not None
                 assert e[c.E_QTY] == row[c.C_QTY] == self.filled[oid] + e[c.E_LEAVES]
                 if e[c.E_PRICE] == o.price and e[c.E_LEAVES] <= o.leaves:
                     # Keeps its place; the cut comes out of the hidden reserve first.
@@ -190,20 +190,20 @@ class EventModel:
                     del self.orders[oid]
                     o.price, o.leaves = e[c.E_PRICE], e[c.E_LEAVES]
                     taker = TakerState(o, o.leaves)
-            elif kind == EventKind.ORDER_FILLED and e[c.E_LIQUIDITY] == Liquidity.MAKER:
+            elif kind == BookEventKind.ORDER_FILLED and e[c.E_LIQUIDITY] == Liquidity.MAKER:
                 assert taker is not None and e[c.E_CONTRA_ORDER_ID] == taker.order.order_id
                 self._maker_fill(self.orders[oid], e, taker)
-            elif kind == EventKind.ORDER_FILLED:
+            elif kind == BookEventKind.ORDER_FILLED:
                 assert taker is not None and oid == taker.order.order_id
                 self._taker_fill(taker, e)
-            elif kind == EventKind.ORDER_CANCELLED and oid in self.orders:
+            elif kind == BookEventKind.ORDER_CANCELLED and oid in self.orders:
                 self._resting_cancel(row, self.orders[oid], e, taker, mass_ids)
-            elif kind == EventKind.ORDER_CANCELLED:
+            elif kind == BookEventKind.ORDER_CANCELLED:
                 assert taker is not None and oid == taker.order.order_id, "cancelled a stranger"
                 self._taker_cancel(taker, e)
             else:
-                assert kind == EventKind.MASS_CANCEL_DONE, kind
-                assert kind_in == CommandKind.MASS_CANCEL and i == len(events) - 1
+                assert kind == BookEventKind.MASS_CANCEL_DONE, kind
+                assert kind_in == BookCommandKind.MASS_CANCEL and i == len(events) - 1
                 assert e[c.E_QTY] == len(mass_ids)
                 assert mass_ids == sorted(mass_ids), "mass cancel out of order id order"
                 assert not any(
@@ -216,11 +216,11 @@ class EventModel:
 
     def _check_reject(self, row: list[int], e: list[int], owned: ModelOrder | None) -> None:
         code = e[c.E_REASON]
-        if code == c.RejectCode.DUPLICATE_ORDER_ID:
+        if code == c.BookReject.DUPLICATE_ORDER_ID:
             assert row[c.C_ORDER_ID] in self.orders
-        if code == c.RejectCode.UNKNOWN_ORDER:
+        if code == c.BookReject.UNKNOWN_ORDER:
             assert owned is None, "own live order reported unknown"
-        if code == c.RejectCode.REPLACE_BELOW_FILLED:
+        if code == c.BookReject.REPLACE_BELOW_FILLED:
             assert owned is not None and row[c.C_QTY] <= self.filled[owned.order_id]
 
     def _fok_fillable(self, t: ModelOrder) -> bool:
@@ -297,10 +297,10 @@ class EventModel:
         reason = e[c.E_REASON]
         assert o.leaves - e[c.E_QTY] == e[c.E_LEAVES]
         if reason == CancelReason.USER:
-            assert row[c.C_KIND] == CommandKind.CANCEL_ORDER and row[c.C_ORDER_ID] == o.order_id
+            assert row[c.C_KIND] == BookCommandKind.CANCEL_ORDER and row[c.C_ORDER_ID] == o.order_id
             assert e[c.E_LEAVES] == 0
         elif reason == CancelReason.MASS_CANCEL:
-            assert row[c.C_KIND] == CommandKind.MASS_CANCEL and o.account == row[c.C_ACCOUNT]
+            assert row[c.C_KIND] == BookCommandKind.MASS_CANCEL and o.account == row[c.C_ACCOUNT]
             assert row[c.C_INSTRUMENT] in (-1, o.instrument) and e[c.E_LEAVES] == 0
             mass_ids.append(o.order_id)
         else:
@@ -475,13 +475,13 @@ class BookComparison(RuleBasedStateMachine):
         display = 0
         if resting and data.draw(st.integers(0, 3), label="iceberg?") == 0:
             display = data.draw(st.integers(1, qty // lot), label="display lots") * lot
-        row = cmd.new_order_row(
-            self._order_id(data),
-            data.draw(st.integers(0, ACCOUNTS - 1), label="account"),
-            iid,
-            data.draw(st.sampled_from(Side), label="side"),
-            self._price(data, iid),
-            qty,
+        row = mr.new_order_row(
+            order_id=self._order_id(data),
+            account=data.draw(st.integers(0, ACCOUNTS - 1), label="account"),
+            instrument=iid,
+            side=data.draw(st.sampled_from(Side), label="side"),
+            price=self._price(data, iid),
+            qty=qty,
             order_type=otype,
             tif=tif,
             post_only=resting and data.draw(st.integers(0, 4), label="post only?") == 0,
@@ -495,7 +495,7 @@ class BookComparison(RuleBasedStateMachine):
 
     def draw_cancel(self, data: st.DataObject) -> np.ndarray:
         oid, account, iid = self._target(data)
-        return self._stamp_row(cmd.cancel_row(oid, account, iid), data)
+        return self._stamp_row(mr.cancel_row(order_id=oid, account=account, instrument=iid), data)
 
     def draw_replace(self, data: st.DataObject) -> np.ndarray:
         oid, account, iid = self._target(data)
@@ -512,7 +512,10 @@ class BookComparison(RuleBasedStateMachine):
             qty = max(lots * lot, lot)
         else:
             qty = self._qty(data, iid_ok)
-        return self._stamp_row(cmd.replace_row(oid, account, iid, price, qty), data)
+        return self._stamp_row(
+            mr.replace_row(order_id=oid, account=account, instrument=iid, price=price, qty=qty),
+            data,
+        )
 
     def _target(self, data: st.DataObject) -> tuple[int, int, int]:
         """Mostly a live order of its owner; sometimes a stranger's, a dead or a bad id."""
@@ -534,11 +537,11 @@ class BookComparison(RuleBasedStateMachine):
             st.sampled_from([*range(ACCOUNTS)] * 2 + [-1, ACCOUNTS]), label="account"
         )
         iid = data.draw(st.sampled_from([-1, -1, 1, 2, 7, 99]), label="instrument")
-        return self._stamp_row(cmd.mass_cancel_row(account, iid), data)
+        return self._stamp_row(mr.mass_cancel_row(account=account, instrument=iid), data)
 
     def draw_clock_tick(self, data: st.DataObject) -> np.ndarray:
         self.ts += data.draw(st.integers(0, 8), label="tick")
-        return self._stamp_row(cmd.clock_tick_row(self.ts), data)
+        return self._stamp_row(mr.clock_tick_row(self.ts), data)
 
     def draw_invalid(self, data: st.DataObject) -> np.ndarray:
         """A command with one field broken (or an unknown kind) that must change nothing
@@ -607,10 +610,13 @@ class BookComparison(RuleBasedStateMachine):
         self, before: BookSnapshot, row: np.ndarray, events: np.ndarray
     ) -> None:
         """A refused command has the effect of a clock tick at its timestamp, no more."""
-        if events[-1, c.E_KIND] not in (EventKind.ORDER_REJECTED, EventKind.COMMAND_REJECTED):
+        if events[-1, c.E_KIND] not in (
+            BookEventKind.ORDER_REJECTED,
+            BookEventKind.COMMAND_REJECTED,
+        ):
             return
         twin = ReferenceBook.restore(before, self.ref.config)
-        tick = twin.process(cmd.clock_tick_row(int(row[c.C_TS]), seq=int(row[c.C_SEQ]))[None])
+        tick = twin.process(mr.clock_tick_row(int(row[c.C_TS]), seq=int(row[c.C_SEQ]))[None])
         assert_same_events(tick, events[:-1], "expiries before a reject")
         assert twin.state_hash() == self.ref.state_hash(), "a rejected command changed state"
 
@@ -734,7 +740,7 @@ KIND_MIX = [1] * 12 + [2] * 3 + [3] * 3 + [4, 5, 9]
 def random_commands(seed: int, n: int) -> np.ndarray:
     """A reproducible stream of mostly valid commands on the small grids above."""
     rng = np.random.default_rng(seed)
-    rows = cmd.empty_commands(n)
+    rows = mr.empty_commands(n)
     ts = 0
     for i in range(n):
         ts += int(rng.integers(0, 3))
@@ -786,7 +792,7 @@ def test_same_commands_same_events_and_hash() -> None:
     results.append((np.concatenate(parts), chunked.state_hash()))
     want_events, want_hash = results[0]
     kinds = set(want_events[:, c.E_KIND].tolist())
-    assert kinds == set(EventKind), f"the stream should produce every event kind: {kinds}"
+    assert kinds == set(BookEventKind), f"the stream should produce every event kind: {kinds}"
     assert int(want_events[:, c.E_TRADE_ID].max()) > 300
     for events, state_hash in results[1:]:
         assert_same_events(want_events, events)
@@ -813,7 +819,7 @@ def wide_commands(seed: int, n: int) -> np.ndarray:
     """Orders over the full CX price range (a million ticks): a deep book near the middle,
     stragglers far away and at the range edges, market orders that sweep to the ends."""
     rng = np.random.default_rng(seed)
-    rows = cmd.empty_commands(n)
+    rows = mr.empty_commands(n)
     edges = [1, 2, 63, 64, 65, 127, 128, 4095, 4096, 4097, 999_999, 1_000_000]
     ts = 0
     for i in range(n):

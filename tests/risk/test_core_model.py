@@ -63,12 +63,33 @@ refs = st.integers(-(2**63), 2**63 - 1)  # any caller reference is echoed as it 
 
 def other_commands() -> st.SearchStrategy[C.Command]:
     return st.one_of(
-        st.builds(C.CancelOrder, instruments, st.integers(1, 60), accounts),
-        st.builds(C.ReplaceOrder, instruments, st.integers(1, 60), accounts, prices, qtys),
-        st.builds(C.MassCancel, instruments, accounts),
+        st.builds(
+            C.CancelOrder, instrument=instruments, order_id=st.integers(1, 60), account=accounts
+        ),
+        st.builds(
+            C.ReplaceOrder,
+            instrument=instruments,
+            order_id=st.integers(1, 60),
+            account=accounts,
+            price=prices,
+            qty=qtys,
+        ),
+        st.builds(C.MassCancel, instrument=instruments, account=accounts),
         st.builds(C.AdvanceClock),
-        st.builds(C.Deposit, accounts, st.integers(0, 2), st.integers(-5, 5 * 10**8), refs),
-        st.builds(C.Withdraw, accounts, st.integers(0, 1), st.integers(1, 3 * 10**8), refs),
+        st.builds(
+            C.Deposit,
+            account=accounts,
+            asset=st.integers(0, 2),
+            amount=st.integers(-5, 5 * 10**8),
+            ref=refs,
+        ),
+        st.builds(
+            C.Withdraw,
+            account=accounts,
+            asset=st.integers(0, 1),
+            amount=st.integers(1, 3 * 10**8),
+            ref=refs,
+        ),
         st.builds(
             C.SetOraclePrice,
             asset=st.integers(0, 1),
@@ -78,21 +99,26 @@ def other_commands() -> st.SearchStrategy[C.Command]:
             publish_time=st.integers(1_799_999_990, 1_800_000_100),
             status=st.sampled_from((1, 1, 1, 0)),
         ),
-        st.builds(C.RegisterCapacity, accounts, instruments, st.integers(-1, 50)),
+        st.builds(
+            C.RegisterCapacity,
+            account=accounts,
+            instrument=instruments,
+            gpu_hours=st.integers(-1, 50),
+        ),
         st.builds(
             C.SetLimits,
-            accounts,
-            st.integers(0, 40),
-            st.integers(1, 80).map(lambda n: n * 10**6),
-            st.integers(0, 6),
-            st.integers(0, 80),
+            account=accounts,
+            max_order_qty=st.integers(0, 40),
+            max_order_notional=st.integers(1, 80).map(lambda n: n * 10**6),
+            max_open_orders=st.integers(0, 6),
+            max_position=st.integers(0, 80),
         ),
-        st.builds(C.SetKillSwitch, st.booleans(), st.sampled_from((1, 2, 3, 9))),
-        st.builds(C.SetKillSwitch, st.sampled_from((False, False, False, True))),
+        st.builds(C.SetKillSwitch, on=st.booleans(), account=st.sampled_from((1, 2, 3, 9))),
+        st.builds(C.SetKillSwitch, on=st.sampled_from((False, False, False, True))),
         st.builds(
             C.SetInstrumentStatus,
-            st.sampled_from((2, 7)),  # instrument 1 stays listed for trading
-            st.sampled_from([InstrumentState.TRADING] * 4 + list(InstrumentState)),
+            instrument=st.sampled_from((2, 7)),  # instrument 1 stays listed for trading
+            status=st.sampled_from([InstrumentState.TRADING] * 4 + list(InstrumentState)),
         ),
     )
 
@@ -127,18 +153,45 @@ class CoreMachine(RuleBasedStateMachine):
     @initialize()
     def setup(self) -> None:
         lst = [
-            C.ListInstrument(i, TICK, 1, TICK, 1_000_000 * TICK, 1, 1_000, reference_price=REF)
+            C.ListInstrument(
+                instrument=i,
+                tick_size=TICK,
+                lot_size=1,
+                min_price=TICK,
+                max_price=1_000_000 * TICK,
+                min_qty=1,
+                max_qty=1_000,
+                reference_price=REF,
+            )
             for i in INSTRUMENTS
         ]
         # instrument 2's window reaches its trading cut-off during a long run
         lst[1] = C.ListInstrument(
-            2, TICK, 1, TICK, 10**6 * TICK, 1, 1_000, reference_price=REF, cutoff_ts=T0 + 40 * SEC
+            instrument=2,
+            tick_size=TICK,
+            lot_size=1,
+            min_price=TICK,
+            max_price=10**6 * TICK,
+            min_qty=1,
+            max_qty=1_000,
+            reference_price=REF,
+            cutoff_ts=T0 + 40 * SEC,
         )
-        opened = [C.OpenAccount(a, ROLES[a]) for a in ACCOUNTS]
-        money = [C.Deposit(a, 0, 200 * 10**6) for a in ACCOUNTS]
-        cap = [C.RegisterCapacity(a, i, 100) for a in (2, 4) for i in INSTRUMENTS]
-        oracle = [C.SetOraclePrice(1, 150 * 10**8, 10**7, -8, T0 // SEC)]
-        self.run(lst + opened + money + cap + oracle + [C.Deposit(3, 1, 2 * 10**9)])
+        opened = [C.OpenAccount(account=a, role=ROLES[a]) for a in ACCOUNTS]
+        money = [C.Deposit(account=a, asset=0, amount=200 * 10**6) for a in ACCOUNTS]
+        cap = [
+            C.RegisterCapacity(account=a, instrument=i, gpu_hours=100)
+            for a in (2, 4)
+            for i in INSTRUMENTS
+        ]
+        oracle = [
+            C.SetOraclePrice(
+                asset=1, price=150 * 10**8, conf=10**7, expo=-8, publish_time=T0 // SEC
+            )
+        ]
+        self.run(
+            lst + opened + money + cap + oracle + [C.Deposit(account=3, asset=1, amount=2 * 10**9)]
+        )
 
     @rule(batch=st.lists(commands, min_size=1, max_size=12), advance=st.integers(0, 5 * SEC))
     def step(self, batch: list[C.Command], advance: int) -> None:
@@ -215,14 +268,25 @@ def test_snapshot_round_trip_keeps_state() -> None:
     core = ExchangeCore(CONFIG)
     rows = C.rows(
         [
-            C.ListInstrument(1, TICK, 1, TICK, 1_000_000 * TICK, 1, 1_000, reference_price=REF),
-            C.OpenAccount(1, Role.BUYER),
-            C.OpenAccount(2, Role.PROVIDER),
-            C.Deposit(1, 0, 10**9),
-            C.RegisterCapacity(2, 1, 50),
-            C.SubmitOrder(1, 1, 2, Side.SELL, REF, 10),
-            C.SubmitOrder(1, 2, 1, Side.BUY, REF, 4),
-            C.SubmitOrder(1, 3, 1, Side.BUY, REF - TICK, 4),
+            C.ListInstrument(
+                instrument=1,
+                tick_size=TICK,
+                lot_size=1,
+                min_price=TICK,
+                max_price=1_000_000 * TICK,
+                min_qty=1,
+                max_qty=1_000,
+                reference_price=REF,
+            ),
+            C.OpenAccount(account=1, role=Role.BUYER),
+            C.OpenAccount(account=2, role=Role.PROVIDER),
+            C.Deposit(account=1, asset=0, amount=10**9),
+            C.RegisterCapacity(account=2, instrument=1, gpu_hours=50),
+            C.SubmitOrder(instrument=1, order_id=1, account=2, side=Side.SELL, price=REF, qty=10),
+            C.SubmitOrder(instrument=1, order_id=2, account=1, side=Side.BUY, price=REF, qty=4),
+            C.SubmitOrder(
+                instrument=1, order_id=3, account=1, side=Side.BUY, price=REF - TICK, qty=4
+            ),
         ],
         ts=T0,
     )
@@ -230,6 +294,10 @@ def test_snapshot_round_trip_keeps_state() -> None:
     restored = ExchangeCore.from_bytes(core.to_bytes(), CONFIG)
     assert restored.state_hash() == core.state_hash()
     assert restored.risk.view() == core.risk.view()
-    more = C.rows([C.SubmitOrder(1, 4, 1, Side.BUY, REF, 6)], first_seq=9, ts=T0 + 1)
+    more = C.rows(
+        [C.SubmitOrder(instrument=1, order_id=4, account=1, side=Side.BUY, price=REF, qty=6)],
+        first_seq=9,
+        ts=T0 + 1,
+    )
     assert np.array_equal(core.process(more), restored.process(more))
     assert restored.state_hash() == core.state_hash()

@@ -59,24 +59,48 @@ class EngineMoney:
 
 def _setup() -> list[np.ndarray]:
     extra: list[C.Command] = [
-        C.ListInstrument(TINY, 1, 1, 1, 1_000_000, 1, 1_000, reference_price=100),
-        C.RegisterCapacity(flow.PROVIDERS[0], TINY, 1_000),
+        C.ListInstrument(
+            instrument=TINY,
+            tick_size=1,
+            lot_size=1,
+            min_price=1,
+            max_price=1_000_000,
+            min_qty=1,
+            max_qty=1_000,
+            reference_price=100,
+        ),
+        C.RegisterCapacity(account=flow.PROVIDERS[0], instrument=TINY, gpu_hours=1_000),
     ]
     extra += [  # one instrument per scripted case, where the random flow does not trade
-        C.ListInstrument(i, TICK, 1, TICK, 1_000_000 * TICK, 1, 10_000, reference_price=REF)
+        C.ListInstrument(
+            instrument=i,
+            tick_size=TICK,
+            lot_size=1,
+            min_price=TICK,
+            max_price=1_000_000 * TICK,
+            min_qty=1,
+            max_qty=10_000,
+            reference_price=REF,
+        )
         for i in SCRIPTED_INSTRUMENTS
     ]
     extra += [
-        C.RegisterCapacity(a, i, 1_000) for a in (22, 23, 24, 25) for i in SCRIPTED_INSTRUMENTS
+        C.RegisterCapacity(account=a, instrument=i, gpu_hours=1_000)
+        for a in (22, 23, 24, 25)
+        for i in SCRIPTED_INSTRUMENTS
     ]
     extra += [
-        C.OpenAccount(BUYER, Role.BUYER),
-        C.Deposit(BUYER, 0, 50_000_000, ref=7001),
-        C.Deposit(BUYER, 1, 2 * 10**9, ref=7002),  # 2 SOL
-        C.Deposit(25, 0, 10**12, ref=7003),  # a provider that also buys (self-trade case)
-        C.Withdraw(BUYER, 0, 1_000_000, ref=8001),
-        C.Withdraw(BUYER, 1, 10**9, ref=8002),
-        C.Withdraw(BUYER, 0, 10**13, ref=8003),  # refused: more than the balance
+        C.OpenAccount(account=BUYER, role=Role.BUYER),
+        C.Deposit(account=BUYER, asset=0, amount=50_000_000, ref=7001),
+        C.Deposit(account=BUYER, asset=1, amount=2 * 10**9, ref=7002),  # 2 SOL
+        C.Deposit(
+            account=25, asset=0, amount=10**12, ref=7003
+        ),  # a provider that also buys (self-trade case)
+        C.Withdraw(account=BUYER, asset=0, amount=1_000_000, ref=8001),
+        C.Withdraw(account=BUYER, asset=1, amount=10**9, ref=8002),
+        C.Withdraw(
+            account=BUYER, asset=0, amount=10**13, ref=8003
+        ),  # refused: more than the balance
     ]
     return [flow.setup_rows(), C.rows(extra)]
 
@@ -87,31 +111,95 @@ def _scripted(clock: Clock) -> list[list[C.Command]]:
     gtd = clock.now + 5 * SECOND  # the GTD order's expiry
     return [
         [  # a trade of 100 micro-USDC: no fee on either side
-            C.SubmitOrder(TINY, s + 1, flow.PROVIDERS[0], Side.SELL, 100, 1),
-            C.SubmitOrder(TINY, s + 2, BUYER, Side.BUY, 100, 1),
+            C.SubmitOrder(
+                instrument=TINY,
+                order_id=s + 1,
+                account=flow.PROVIDERS[0],
+                side=Side.SELL,
+                price=100,
+                qty=1,
+            ),
+            C.SubmitOrder(
+                instrument=TINY, order_id=s + 2, account=BUYER, side=Side.BUY, price=100, qty=1
+            ),
         ],
         [  # a GTD order, expired later by the clock
             C.SubmitOrder(
-                10, s + 3, 22, Side.SELL, REF + 5 * TICK, 5, tif=TimeInForce.GTD, expire_ts=gtd
+                instrument=10,
+                order_id=s + 3,
+                account=22,
+                side=Side.SELL,
+                price=REF + 5 * TICK,
+                qty=5,
+                tif=TimeInForce.GTD,
+                expire_ts=gtd,
             ),
         ],
         [  # an id used again once its order has filled
-            C.SubmitOrder(11, s + 4, 23, Side.SELL, REF, 3),
-            C.SubmitOrder(11, s + 5, 1, Side.BUY, REF, 3, tif=TimeInForce.IOC),
-            C.SubmitOrder(11, s + 4, 23, Side.SELL, REF + 2 * TICK, 2),
+            C.SubmitOrder(
+                instrument=11, order_id=s + 4, account=23, side=Side.SELL, price=REF, qty=3
+            ),
+            C.SubmitOrder(
+                instrument=11,
+                order_id=s + 5,
+                account=1,
+                side=Side.BUY,
+                price=REF,
+                qty=3,
+                tif=TimeInForce.IOC,
+            ),
+            C.SubmitOrder(
+                instrument=11,
+                order_id=s + 4,
+                account=23,
+                side=Side.SELL,
+                price=REF + 2 * TICK,
+                qty=2,
+            ),
         ],
         [  # replace, then a partial fill of the replaced order
-            C.SubmitOrder(12, s + 6, 24, Side.SELL, REF + 3 * TICK, 10),
-            C.ReplaceOrder(12, s + 6, 24, REF + TICK, 12),
-            C.SubmitOrder(12, s + 7, 2, Side.BUY, REF + TICK, 4, tif=TimeInForce.IOC),
+            C.SubmitOrder(
+                instrument=12,
+                order_id=s + 6,
+                account=24,
+                side=Side.SELL,
+                price=REF + 3 * TICK,
+                qty=10,
+            ),
+            C.ReplaceOrder(instrument=12, order_id=s + 6, account=24, price=REF + TICK, qty=12),
+            C.SubmitOrder(
+                instrument=12,
+                order_id=s + 7,
+                account=2,
+                side=Side.BUY,
+                price=REF + TICK,
+                qty=4,
+                tif=TimeInForce.IOC,
+            ),
         ],
         [  # self-trade prevention by decrement: both orders shrink, the smaller is cancelled
-            C.SubmitOrder(13, s + 8, 25, Side.SELL, REF, 10),
-            C.SubmitOrder(13, s + 9, 25, Side.BUY, REF, 4, stp=STPMode.DECREMENT_AND_CANCEL),
+            C.SubmitOrder(
+                instrument=13, order_id=s + 8, account=25, side=Side.SELL, price=REF, qty=10
+            ),
+            C.SubmitOrder(
+                instrument=13,
+                order_id=s + 9,
+                account=25,
+                side=Side.BUY,
+                price=REF,
+                qty=4,
+                stp=STPMode.DECREMENT_AND_CANCEL,
+            ),
         ],
-        [C.MassCancel(6, 26), C.SetInstrumentStatus(5, InstrumentState.HALTED)],
-        [C.SetInstrumentStatus(5, InstrumentState.TRADING), C.Withdraw(5, 0, 10**9, ref=8004)],
-        [C.Deposit(BUYER, 0, 3_000_000, ref=7004)],
+        [
+            C.MassCancel(instrument=6, account=26),
+            C.SetInstrumentStatus(instrument=5, status=InstrumentState.HALTED),
+        ],
+        [
+            C.SetInstrumentStatus(instrument=5, status=InstrumentState.TRADING),
+            C.Withdraw(account=5, asset=0, amount=10**9, ref=8004),
+        ],
+        [C.Deposit(account=BUYER, asset=0, amount=3_000_000, ref=7004)],
     ]
 
 

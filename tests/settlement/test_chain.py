@@ -108,11 +108,22 @@ async def env(tmp_path: Path, fresh_pg_url: str) -> AsyncIterator[Env]:
 async def market(e: Env, buyers: list[int], providers: list[int]) -> None:
     """List the instrument, open the accounts (and their vaults)."""
     cmds: list[C.Command] = [
-        C.ListInstrument(INSTRUMENT, 1000, 1, 1000, 10**9, 1, 100_000, reference_price=PRICE)
+        C.ListInstrument(
+            instrument=INSTRUMENT,
+            tick_size=1000,
+            lot_size=1,
+            min_price=1000,
+            max_price=10**9,
+            min_qty=1,
+            max_qty=100_000,
+            reference_price=PRICE,
+        )
     ]
-    cmds += [C.OpenAccount(a, Role.BUYER) for a in buyers]
-    cmds += [C.OpenAccount(a, Role.PROVIDER) for a in providers]
-    cmds += [C.RegisterCapacity(a, INSTRUMENT, 10_000) for a in providers]
+    cmds += [C.OpenAccount(account=a, role=Role.BUYER) for a in buyers]
+    cmds += [C.OpenAccount(account=a, role=Role.PROVIDER) for a in providers]
+    cmds += [
+        C.RegisterCapacity(account=a, instrument=INSTRUMENT, gpu_hours=10_000) for a in providers
+    ]
     e.engine.submit(C.rows(cmds))
     await e.cs.open_accounts(buyers + providers)
 
@@ -143,8 +154,22 @@ def trade(e: Env, buyer: int, seller: int, qty: int, order_id: int) -> np.ndarra
     events = e.engine.submit(
         C.rows(
             [
-                C.SubmitOrder(INSTRUMENT, order_id, seller, Side.SELL, PRICE, qty),
-                C.SubmitOrder(INSTRUMENT, order_id + 1, buyer, Side.BUY, PRICE, qty),
+                C.SubmitOrder(
+                    instrument=INSTRUMENT,
+                    order_id=order_id,
+                    account=seller,
+                    side=Side.SELL,
+                    price=PRICE,
+                    qty=qty,
+                ),
+                C.SubmitOrder(
+                    instrument=INSTRUMENT,
+                    order_id=order_id + 1,
+                    account=buyer,
+                    side=Side.BUY,
+                    price=PRICE,
+                    qty=qty,
+                ),
             ]
         )
     )
@@ -166,7 +191,14 @@ def fee_of(fills: np.ndarray) -> dict[int, int]:
 
 async def test_vaults_follow_opened_accounts_and_one_worker_per_database(env: Env) -> None:
     e = env
-    e.engine.submit(C.rows([C.OpenAccount(42, Role.BUYER), C.OpenAccount(43, Role.PROVIDER)]))
+    e.engine.submit(
+        C.rows(
+            [
+                C.OpenAccount(account=42, role=Role.BUYER),
+                C.OpenAccount(account=43, role=Role.PROVIDER),
+            ]
+        )
+    )
     await e.cs.settle()  # the settler passes the openings: their vaults exist
     for account in (42, 43):
         for asset in (0, 1):
@@ -524,7 +556,14 @@ async def until(condition, what: str) -> None:
 
 async def test_run_loop_credits_settles_and_reconciles(env: Env) -> None:
     e = env
-    e.engine.submit(C.rows([C.OpenAccount(7, Role.BUYER), C.OpenAccount(8, Role.PROVIDER)]))
+    e.engine.submit(
+        C.rows(
+            [
+                C.OpenAccount(account=7, role=Role.BUYER),
+                C.OpenAccount(account=8, role=Role.PROVIDER),
+            ]
+        )
+    )
     stop = asyncio.Event()
     loop = asyncio.create_task(e.cs.run(stop, reconcile_every=0.1))
     try:
@@ -541,9 +580,16 @@ async def test_run_loop_credits_settles_and_reconciles(env: Env) -> None:
             C.rows(
                 [
                     C.ListInstrument(
-                        INSTRUMENT, 1000, 1, 1000, 10**9, 1, 100_000, reference_price=PRICE
+                        instrument=INSTRUMENT,
+                        tick_size=1000,
+                        lot_size=1,
+                        min_price=1000,
+                        max_price=10**9,
+                        min_qty=1,
+                        max_qty=100_000,
+                        reference_price=PRICE,
                     ),
-                    C.RegisterCapacity(8, INSTRUMENT, 100),
+                    C.RegisterCapacity(account=8, instrument=INSTRUMENT, gpu_hours=100),
                 ]
             )
         )

@@ -27,20 +27,52 @@ def _pick(rows: np.ndarray, *cols: str) -> list[tuple[int, ...]]:
 
 def _fill(seq, oid, acct, side, qty, leaves, tid, liq, fee, contra_oid, contra_acct):
     return OrderFilled(
-        seq, 3, oid, acct, side, 2_000_000, qty, leaves, leaves, tid, liq, fee, contra_oid,
-        contra_acct,
-    )  # fmt: skip
+        seq=seq,
+        instrument=3,
+        order_id=oid,
+        account=acct,
+        side=side,
+        price=2_000_000,
+        qty=qty,
+        leaves=leaves,
+        shown=leaves,
+        trade_id=tid,
+        liquidity=liq,
+        fee=fee,
+        contra_order_id=contra_oid,
+        contra_account=contra_acct,
+    )
 
 
 def test_a_trade_moves_notional_and_both_fees() -> None:
     batch = map_events(
         _rows(
-            Deposited(1, 7, 0, 50_000_000, 50_000_000, ref=99),
-            OrderAccepted(2, 3, 10, 8, Side.SELL, 2_000_000, 5, 5, 5),
-            OrderAccepted(3, 3, 11, 7, Side.BUY, 2_000_000, 2, 2, 2),
+            Deposited(seq=1, account=7, asset=0, amount=50_000_000, balance=50_000_000, ref=99),
+            OrderAccepted(
+                seq=2,
+                instrument=3,
+                order_id=10,
+                account=8,
+                side=Side.SELL,
+                price=2_000_000,
+                qty=5,
+                leaves=5,
+                shown=5,
+            ),
+            OrderAccepted(
+                seq=3,
+                instrument=3,
+                order_id=11,
+                account=7,
+                side=Side.BUY,
+                price=2_000_000,
+                qty=2,
+                leaves=2,
+                shown=2,
+            ),
             _fill(3, 10, 8, Side.SELL, 2, 3, 1, Liquidity.MAKER, -800, 11, 7),
             _fill(3, 11, 7, Side.BUY, 2, 0, 1, Liquidity.TAKER, 4_000, 10, 8),
-            Withdrawn(4, 7, 0, 1_000_000, 44_996_000, ref=5),
+            Withdrawn(seq=4, account=7, asset=0, amount=1_000_000, balance=44_996_000, ref=5),
         )
     )
     entries = _pick(
@@ -77,9 +109,41 @@ def test_a_trade_moves_notional_and_both_fees() -> None:
 def test_changes_to_orders_accepted_earlier() -> None:
     batch = map_events(
         _rows(
-            OrderReplaced(9, 3, 10, 8, Side.SELL, 2_001_000, 9, 7, 7),
-            OrderCancelled(10, 3, 10, 8, Side.SELL, 2_001_000, 2, 5, 5, CancelReason.SELF_TRADE),
-            OrderCancelled(11, 3, 12, 9, Side.BUY, 2_000_000, 4, 0, 0, CancelReason.USER),
+            OrderReplaced(
+                seq=9,
+                instrument=3,
+                order_id=10,
+                account=8,
+                side=Side.SELL,
+                price=2_001_000,
+                qty=9,
+                leaves=7,
+                shown=7,
+            ),
+            OrderCancelled(
+                seq=10,
+                instrument=3,
+                order_id=10,
+                account=8,
+                side=Side.SELL,
+                price=2_001_000,
+                qty=2,
+                leaves=5,
+                shown=5,
+                reason=CancelReason.SELF_TRADE,
+            ),
+            OrderCancelled(
+                seq=11,
+                instrument=3,
+                order_id=12,
+                account=9,
+                side=Side.BUY,
+                price=2_000_000,
+                qty=4,
+                leaves=0,
+                shown=0,
+                reason=CancelReason.USER,
+            ),
         )
     )
     assert len(batch.orders_new) == 0
@@ -98,6 +162,11 @@ def test_malformed_streams_are_refused() -> None:
     with pytest.raises(LedgerMappingError, match="do not pair"):
         map_events(_rows(other, half))
     with pytest.raises(LedgerMappingError, match="sequence order"):
-        map_events(_rows(Deposited(5, 7, 0, 1, 1), Deposited(4, 7, 0, 1, 2)))
+        map_events(
+            _rows(
+                Deposited(seq=5, account=7, asset=0, amount=1, balance=1),
+                Deposited(seq=4, account=7, asset=0, amount=1, balance=2),
+            )
+        )
     with pytest.raises(LedgerMappingError, match="shape"):
         map_events(np.zeros((0, 15), np.int64))

@@ -428,7 +428,14 @@ async def test_lag_is_reported_and_event_less_commands_pass(
     fresh_pg_url: str, tmp_path: Path
 ) -> None:
     with Engine.open(tmp_path) as engine:
-        engine.submit(C.rows([C.OpenAccount(7, 1), C.Deposit(7, 0, 5_000_000, ref=1)]))
+        engine.submit(
+            C.rows(
+                [
+                    C.OpenAccount(account=7, role=1),
+                    C.Deposit(account=7, asset=0, amount=5_000_000, ref=1),
+                ]
+            )
+        )
         engine.submit(C.rows([C.AdvanceClock(), C.AdvanceClock()]))  # no events
         last = engine.last_seq
     with EventLog.open(tmp_path / "events") as log:
@@ -473,7 +480,7 @@ async def test_a_ledger_ahead_of_the_journal_stops_the_projector(
     with EventLog.open(ledger_run[0]) as log:
         await LedgerProjector(log, fresh_pg_url).catch_up()
     with Engine.open(tmp_path) as engine:
-        engine.submit(C.rows([C.OpenAccount(7, 1)]))
+        engine.submit(C.rows([C.OpenAccount(account=7, role=1)]))
     with EventLog.open(tmp_path / "events") as short:
         projector = LedgerProjector(short, fresh_pg_url, backoff=FAST_RETRY)
         with pytest.raises(ProjectionError, match="past the source's last seq 1"):

@@ -1,4 +1,8 @@
-"""Building command rows and reading event rows at the edges (tools, tests, bots)."""
+"""Row builders: command rows built and event rows read at the edges (tools, tests, demos).
+
+Ids are keyword-only, in the row's column order (instrument, order id, account), so two
+ids cannot be swapped silently.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,12 @@ import numpy as np
 
 from matching import codes as c
 from matching.codes import (
+    BookCommandKind,
+    BookEventKind,
+    BookReject,
     CancelReason,
-    CommandKind,
-    EventKind,
     Liquidity,
     OrderType,
-    RejectCode,
     Side,
     STPMode,
     TimeInForce,
@@ -25,13 +29,13 @@ def empty_commands(n: int) -> np.ndarray:
 
 
 def new_order_row(
+    *,
+    instrument: int,
     order_id: int,
     account: int,
-    instrument: int,
     side: Side,
     price: int,
     qty: int,
-    *,
     order_type: OrderType = OrderType.LIMIT,
     tif: TimeInForce = TimeInForce.GTC,
     post_only: bool = False,
@@ -44,7 +48,7 @@ def new_order_row(
     row = np.zeros(c.N_COMMAND_FIELDS, dtype=np.int64)
     row[c.C_SEQ] = seq
     row[c.C_TS] = ts
-    row[c.C_KIND] = CommandKind.NEW_ORDER
+    row[c.C_KIND] = BookCommandKind.NEW_ORDER
     row[c.C_INSTRUMENT] = instrument
     row[c.C_ORDER_ID] = order_id
     row[c.C_ACCOUNT] = account
@@ -61,50 +65,53 @@ def new_order_row(
 
 
 def cancel_row(
-    order_id: int, account: int, instrument: int, *, seq: int = 0, ts: int = 0
+    *, instrument: int, order_id: int, account: int, seq: int = 0, ts: int = 0
 ) -> np.ndarray:
     row = np.zeros(c.N_COMMAND_FIELDS, dtype=np.int64)
-    row[c.C_SEQ], row[c.C_TS], row[c.C_KIND] = seq, ts, CommandKind.CANCEL_ORDER
+    row[c.C_SEQ], row[c.C_TS], row[c.C_KIND] = seq, ts, BookCommandKind.CANCEL_ORDER
     row[c.C_ORDER_ID], row[c.C_ACCOUNT], row[c.C_INSTRUMENT] = order_id, account, instrument
     return row
 
 
 def replace_row(
+    *,
+    instrument: int,
     order_id: int,
     account: int,
-    instrument: int,
     price: int,
     qty: int,
-    *,
     seq: int = 0,
     ts: int = 0,
 ) -> np.ndarray:
     """``qty`` is the new total order quantity, filled part included (FIX OrderQty)."""
-    row = cancel_row(order_id, account, instrument, seq=seq, ts=ts)
-    row[c.C_KIND] = CommandKind.REPLACE_ORDER
+    row = cancel_row(instrument=instrument, order_id=order_id, account=account, seq=seq, ts=ts)
+    row[c.C_KIND] = BookCommandKind.REPLACE_ORDER
     row[c.C_PRICE], row[c.C_QTY] = price, qty
     return row
 
 
-def mass_cancel_row(account: int, instrument: int = -1, *, seq: int = 0, ts: int = 0) -> np.ndarray:
+def mass_cancel_row(*, account: int, instrument: int = -1, seq: int = 0, ts: int = 0) -> np.ndarray:
     """``instrument=-1`` cancels the account's orders on every instrument."""
     row = np.zeros(c.N_COMMAND_FIELDS, dtype=np.int64)
-    row[c.C_SEQ], row[c.C_TS], row[c.C_KIND] = seq, ts, CommandKind.MASS_CANCEL
+    row[c.C_SEQ], row[c.C_TS], row[c.C_KIND] = seq, ts, BookCommandKind.MASS_CANCEL
     row[c.C_ACCOUNT], row[c.C_INSTRUMENT] = account, instrument
     return row
 
 
 def clock_tick_row(ts: int, *, seq: int = 0) -> np.ndarray:
     row = np.zeros(c.N_COMMAND_FIELDS, dtype=np.int64)
-    row[c.C_SEQ], row[c.C_TS], row[c.C_KIND] = seq, ts, CommandKind.CLOCK_TICK
+    row[c.C_SEQ], row[c.C_TS], row[c.C_KIND] = seq, ts, BookCommandKind.CLOCK_TICK
     return row
 
 
-class Event(NamedTuple):
-    """One event row, decoded for humans and tests."""
+class BookEvent(NamedTuple):
+    """One event row of the bare book, decoded for humans and tests.
+
+    The engine's typed events (risk's included) are ``exchange.events``.
+    """
 
     seq: int
-    kind: EventKind
+    kind: BookEventKind
     instrument: int
     order_id: int
     account: int
@@ -120,18 +127,18 @@ class Event(NamedTuple):
     contra_account: int
 
     @property
-    def reject_code(self) -> RejectCode:
-        return RejectCode(self.reason)
+    def reject_code(self) -> BookReject:
+        return BookReject(self.reason)
 
     @property
     def cancel_reason(self) -> CancelReason:
         return CancelReason(self.reason)
 
 
-def decode_events(rows: np.ndarray) -> list[Event]:
+def decode_events(rows: np.ndarray) -> list[BookEvent]:
     out = []
     for r in rows.tolist():
-        r[c.E_KIND] = EventKind(r[c.E_KIND])
+        r[c.E_KIND] = BookEventKind(r[c.E_KIND])
         r[c.E_LIQUIDITY] = Liquidity(r[c.E_LIQUIDITY])
-        out.append(Event(*r))
+        out.append(BookEvent(*r))
     return out
