@@ -28,9 +28,11 @@ from exchange.event_log import EventLog
 from exchange.journal import FsyncPolicy, Journal
 from exchange.journal.checked_read import checked_rows
 from exchange.prefetch import prefetch
+from exchange.queries import AssetBalance, OpenOrder, Reservations
 from exchange.snapshots import newest_valid, write_snapshot
 from matching import codes as mc
 from matching.spec import BookConfig
+from risk.codes import InstrumentState
 from risk.config import RiskConfig
 
 log = logging.getLogger(__name__)
@@ -314,6 +316,31 @@ class Engine:
 
     def state_hash(self) -> str:
         return self.core.state_hash()
+
+    # -- queries: read-only answers as of the last batch, from the thread that submits ------
+
+    def instrument_status(self, instrument: int) -> InstrumentState | None:
+        """The instrument's trading status; None if it was never listed."""
+        return self.core.instrument_status(instrument)
+
+    def balances(self, account: int) -> tuple[AssetBalance, ...] | None:
+        """Each configured asset of the account, by asset id: total, reserved (collateral
+        for open buys) and available (what a withdrawal would be granted now). None if the
+        account is not open."""
+        return self.core.balances(account)
+
+    def reservations(self, account: int) -> Reservations | None:
+        """What the account's open orders hold back: quote units for buys, inventory per
+        instrument for sells, with its positions. None if the account is not open."""
+        return self.core.reservations(account)
+
+    def open_orders(self, account: int, *, instrument: int | None = None) -> tuple[OpenOrder, ...]:
+        """The account's resting orders, on one instrument or on all, by order id."""
+        return self.core.account_orders(account, instrument)
+
+    def order(self, order_id: int) -> OpenOrder | None:
+        """One resting order; None if the id is unknown or the order no longer rests."""
+        return self.core.order(order_id)
 
     def close(self) -> None:
         self._journal_thread.shutdown()
