@@ -162,7 +162,7 @@ class ExchangeCore:
         arrays = self.risk.arrays
         out = []
         for asset, held in enumerate(self.risk.balances[account].tolist()):
-            free = int(rk.withdrawable(arrays, np.int64(account), np.int64(asset)))
+            free = int(rk.withdrawable(arrays, account, asset))
             out.append(AssetBalance(asset, held, max(held - free, 0), free))
         return tuple(out)
 
