@@ -14,13 +14,13 @@ import io
 import numpy as np
 
 from exchange import engine_kernel as ek
+from exchange import queries
 from exchange.listing import decode_listing, listing_event
 from exchange.queries import (
     AssetBalance,
     OpenOrder,
     PositionReservation,
     Reservations,
-    open_orders_from_rows,
 )
 from matching import codes as mc
 from matching import kernel as mk
@@ -196,12 +196,8 @@ class ExchangeCore:
 
     def account_orders(self, account: int, instrument: int | None = None) -> tuple[OpenOrder, ...]:
         """``account``'s resting orders (on ``instrument``, or on all), by order id."""
-        if instrument is not None and instrument < 0:
-            return ()
-        rows = self.book.account_orders(account, -1 if instrument is None else instrument)
-        return open_orders_from_rows(rows)
+        return queries.account_orders(self.book, account, instrument)
 
     def order(self, order_id: int) -> OpenOrder | None:
         """The resting order ``order_id``; None if no such order rests (any more)."""
-        row = self.book.order(order_id)
-        return None if row is None else OpenOrder.from_row(row)
+        return queries.order(self.book, order_id)

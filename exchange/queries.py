@@ -9,6 +9,7 @@ the caller, and the caller cannot change the core through it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -96,5 +97,25 @@ class OpenOrder:
         )
 
 
-def open_orders_from_rows(rows: np.ndarray) -> tuple[OpenOrder, ...]:
+class OrderSource(Protocol):
+    """The two order queries both books answer (``FastBook``, ``ReferenceBook``)."""
+
+    def order(self, order_id: int) -> np.ndarray | None: ...
+
+    def account_orders(self, account: int, instrument: int = -1) -> np.ndarray: ...
+
+
+def account_orders(
+    book: OrderSource, account: int, instrument: int | None = None
+) -> tuple[OpenOrder, ...]:
+    """``account``'s resting orders, on ``instrument`` or on all, by order id."""
+    if instrument is not None and instrument < 0:
+        return ()
+    rows = book.account_orders(account, -1 if instrument is None else instrument)
     return tuple(OpenOrder.from_row(row) for row in rows)
+
+
+def order(book: OrderSource, order_id: int) -> OpenOrder | None:
+    """The resting order ``order_id``; None if no order of that id rests (any more)."""
+    row = book.order(order_id)
+    return None if row is None else OpenOrder.from_row(row)

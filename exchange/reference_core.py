@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from exchange import queries
 from exchange.listing import decode_listing, listing_event
 from exchange.queries import (
     OpenOrder,
     PositionReservation,
     Reservations,
-    open_orders_from_rows,
 )
 from matching import codes as mc
 from matching.codes import CommandKind, EventKind
@@ -126,14 +126,10 @@ class ReferenceCore:
         return Reservations(account, a.reserved, a.open_orders, tuple(positions))
 
     def account_orders(self, account: int, instrument: int | None = None) -> tuple[OpenOrder, ...]:
-        if instrument is not None and instrument < 0:
-            return ()
-        rows = self.book.account_orders(account, -1 if instrument is None else instrument)
-        return open_orders_from_rows(rows)
+        return queries.account_orders(self.book, account, instrument)
 
     def order(self, order_id: int) -> OpenOrder | None:
-        row = self.book.order(order_id)
-        return None if row is None else OpenOrder.from_row(row)
+        return queries.order(self.book, order_id)
 
 
 def _order_reject(row: list[int], code: int) -> list[int]:
