@@ -14,7 +14,14 @@ import io
 import numpy as np
 
 from exchange import engine_kernel as ek
+from exchange import queries
 from exchange.listing import decode_listing, listing_event
+from exchange.queries import (
+    AssetBalance,
+    OpenOrder,
+    PositionReservation,
+    Reservations,
+)
 from matching import codes as mc
 from matching import kernel as mk
 from matching.fast import FastBook
@@ -22,6 +29,7 @@ from matching.snapshot import BookSnapshot
 from matching.spec import BookConfig
 from risk import codes as r
 from risk import kernel as rk
+from risk.codes import InstrumentState
 from risk.config import RiskConfig
 from risk.state import RiskState
 
@@ -79,7 +87,7 @@ class ExchangeCore:
             elif status == rk.GROW_POSITIONS:
                 self.risk.grow_positions()
             else:
-                self.book._grow(status, int(cmds[start, mc.C_ACCOUNT]))
+                self.book.grow(status, int(cmds[start, mc.C_ACCOUNT]))
         return self.book.collect_events(n, drained)
 
     def _list_instrument(self, row: np.ndarray) -> np.ndarray:
@@ -132,4 +140,64 @@ class ExchangeCore:
         return core
 
     def open_orders(self) -> int:
-        return int(self.book.state[0][mk.G_LIVE])
+        return int(self.book.state.mem[mk.G_LIVE])
+
+    # -- queries: read-only, answered in plain integers (``exchange.queries``) -------------------
+
+    def instrument_status(self, instrument: int) -> InstrumentState | None:
+        """None if ``instrument`` was never listed."""
+        ins = self.risk.instruments
+        if not 0 <= instrument < ins.shape[0] or not ins[instrument, r.I_LISTED]:
+            return None
+        return InstrumentState(int(ins[instrument, r.I_STATUS]))
+
+    def account_open(self, account: int) -> bool:
+        accounts = self.risk.accounts
+        return 0 <= account < accounts.shape[0] and bool(accounts[account, r.A_OPEN])
+
+    def balances(self, account: int) -> tuple[AssetBalance, ...] | None:
+        """Every configured asset of ``account``, by asset id; None if it is not open."""
+        if not self.account_open(account):
+            return None
+        arrays = self.risk.arrays
+        out = []
+        for asset, held in enumerate(self.risk.balances[account].tolist()):
+            free = int(rk.withdrawable(arrays, account, asset))
+            out.append(AssetBalance(asset, held, max(held - free, 0), free))
+        return tuple(out)
+
+    def reservations(self, account: int) -> Reservations | None:
+        """None if ``account`` is not open."""
+        if not self.account_open(account):
+            return None
+        a = self.risk.accounts[account]
+        rows = self.risk.positions[: int(self.risk.globals[r.G_POSITIONS])]
+        mine = rows[(rows[:, r.P_KEY] >> r.INSTRUMENT_BITS) == account].tolist()
+        positions = [
+            PositionReservation(
+                instrument=row[r.P_KEY] & ((1 << r.INSTRUMENT_BITS) - 1),
+                position=row[r.P_POSITION],
+                inventory=row[r.P_INVENTORY],
+                inventory_reserved=row[r.P_INV_RESERVED],
+                open_buy=row[r.P_OPEN_BUY],
+                open_sell=row[r.P_OPEN_SELL],
+                receivable=row[r.P_RECEIVABLE],
+            )
+            for row in mine
+            if any(row[1:])
+        ]
+        positions.sort(key=lambda p: p.instrument)
+        return Reservations(
+            account=account,
+            quote_reserved=int(a[r.A_RESERVED]),
+            open_orders=int(a[r.A_OPEN_ORDERS]),
+            positions=tuple(positions),
+        )
+
+    def account_orders(self, account: int, instrument: int | None = None) -> tuple[OpenOrder, ...]:
+        """``account``'s resting orders (on ``instrument``, or on all), by order id."""
+        return queries.account_orders(self.book, account, instrument)
+
+    def order(self, order_id: int) -> OpenOrder | None:
+        """The resting order ``order_id``; None if no such order rests (any more)."""
+        return queries.order(self.book, order_id)

@@ -25,12 +25,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from exchange.core import ExchangeCore
 from exchange.cpu_pinning import core_cpu, pin_helper
 from exchange.event_log import EventLog
+from exchange.ids import AccountId, InstrumentId, OrderId
 from exchange.journal import FsyncPolicy, Journal
 from exchange.journal.checked_read import checked_rows
 from exchange.prefetch import prefetch
+from exchange.queries import AssetBalance, OpenOrder, Reservations
 from exchange.snapshots import newest_valid, write_snapshot
 from matching import codes as mc
 from matching.spec import BookConfig
+from risk.codes import InstrumentState
 from risk.config import RiskConfig
 
 log = logging.getLogger(__name__)
@@ -123,6 +126,23 @@ class Recovery:
 
 
 class Engine:
+    """One shard's single writer: sequencer, journal, core, event log and subscribers."""
+
+    config: EngineConfig
+    snapshot_dir: Path
+    journal: Journal
+    events_dir: Path
+    event_log: EventLog
+    core: ExchangeCore
+    recovery: Recovery
+    sequencer: Sequencer
+    last_seq: int
+    _subscribers: list[Subscriber]
+    _event_hash: hashlib._Hash | None
+    _journal_thread: ThreadPoolExecutor
+    _halted: BaseException | None
+    _snapshot_seq: int
+
     def __init__(self) -> None:
         raise TypeError("use Engine.open(data_dir)")
 
@@ -162,11 +182,11 @@ class Engine:
             self.journal = Journal.open(journal_dir, policy)
             self.events_dir = root / "events"
             self.event_log = EventLog.open(self.events_dir, writable=True)
-            self._subscribers: list[Subscriber] = []
+            self._subscribers = []
             self._event_hash = event_stream_hasher() if track_event_hash else None
             self.recovery = self._recover(newest)
         self._journal_thread = ThreadPoolExecutor(1, thread_name_prefix="cx-journal")  # + events
-        self._halted: BaseException | None = None
+        self._halted = None
         self.sequencer = Sequencer(self.journal, clock, self.core.last_now())
         return self
 
@@ -315,6 +335,36 @@ class Engine:
     def state_hash(self) -> str:
         return self.core.state_hash()
 
+    # -- queries: read-only answers as of the last batch, from the thread that submits ------
+
+    def instrument_status(self, instrument: InstrumentId) -> InstrumentState | None:
+        """The instrument's trading status; None if it was never listed."""
+        return self.core.instrument_status(instrument)
+
+    def account_open(self, account: AccountId) -> bool:
+        return self.core.account_open(account)
+
+    def balances(self, account: AccountId) -> tuple[AssetBalance, ...] | None:
+        """Each configured asset of the account, by asset id: total, reserved (collateral
+        for open buys) and available (what a withdrawal would be granted now). None if the
+        account is not open."""
+        return self.core.balances(account)
+
+    def reservations(self, account: AccountId) -> Reservations | None:
+        """What the account's open orders hold back: quote units for buys, inventory per
+        instrument for sells, with its positions. None if the account is not open."""
+        return self.core.reservations(account)
+
+    def open_orders(
+        self, account: AccountId, *, instrument: InstrumentId | None = None
+    ) -> tuple[OpenOrder, ...]:
+        """The account's resting orders, on one instrument or on all, by order id."""
+        return self.core.account_orders(account, instrument)
+
+    def order(self, order_id: OrderId) -> OpenOrder | None:
+        """One resting order; None if the id is unknown or the order no longer rests."""
+        return self.core.order(order_id)
+
     def close(self) -> None:
         self._journal_thread.shutdown()
         try:
@@ -368,7 +418,7 @@ def replay(journal_dir: str | Path, config: EngineConfig | None = None) -> Repla
         ahead = prefetch(reader, REPLAY_READ_AHEAD, setup=lambda: pin_helper(helper_cpus))
         for rows in ahead:
             ev = np.ascontiguousarray(core.process(rows))
-            hashed.append(hasher.submit(h.update, ev))  # in order: one worker
+            hashed.append(hasher.submit(h.update, ev))  # type: ignore[arg-type]  # numpy stubs: buffer protocol only on 3.12+; in order: one worker
             commands += len(rows)
             events += len(ev)
     for done in hashed:

@@ -20,6 +20,7 @@ from matching import codes as mc
 from matching import kernel as mk
 from risk import codes as r
 from risk import kernel as rk
+from risk.state import RiskArrays
 
 DONE = mk.DONE
 NEED_EVENT_ROOM = mk.NEED_EVENT_ROOM
@@ -97,17 +98,32 @@ def _prefetch_ahead(m, rs, cm, i: int, end: int) -> None:
             mk.prefetch_level_row(m, cm[j, mc.C_INSTRUMENT], cm[j, mc.C_SIDE], cm[j, mc.C_PRICE])
 
 
+@njit(cache=True, inline="always")
+def _borrowed(rs):
+    """Borrowed views carry no reference count: without them every inlined risk helper
+    that picks an array out of ``rs`` pays an atomic incref/decref pair."""
+    return RiskArrays(
+        mk.borrow(rs.accounts),
+        mk.borrow(rs.balances),
+        mk.borrow(rs.instruments),
+        mk.borrow(rs.assets),
+        mk.borrow(rs.positions),
+        mk.borrow(rs.pmap),
+        mk.borrow(rs.globals),
+    )
+
+
 @njit(cache=True, nogil=True)  # the engine journals the batch in another thread meanwhile
 def run_engine_batch(book, rs, cmds, start, end, ev, n, tick, max_accounts):
-    """Process ``cmds[start:end]``; returns ``(status, next index, ev, events written)``."""
-    m = mk._borrow(book[0])
-    cm = mk._borrow(cmds)
+    """Process ``cmds[start:end]``; returns ``(status, next index, ev, events written)``.
+
+    ``book`` is the book's ``matching.kernel.BookState``, ``rs`` the ``risk.state.RiskArrays``.
+    """
+    m = mk.borrow(book.mem)
+    cm = mk.borrow(cmds)
     cap = ev.shape[0]
-    # Borrowed views carry no reference count: without them every inlined risk helper
-    # that picks an array out of the tuple pays an atomic incref/decref pair.
-    rs = (mk._borrow(rs[0]), mk._borrow(rs[1]), mk._borrow(rs[2]), mk._borrow(rs[3]),
-          mk._borrow(rs[4]), mk._borrow(rs[5]), mk._borrow(rs[6]))  # fmt: skip
-    g = rs[6]
+    rs = _borrowed(rs)
+    g = rs.globals
     for i in range(start, end):
         _prefetch_ahead(m, rs, cm, i, end)
         need = rk.needs_growth(rs, cm, i)
@@ -116,7 +132,7 @@ def run_engine_batch(book, rs, cmds, start, end, ev, n, tick, max_accounts):
         ts = cm[i, mc.C_TS]
         if ts > g[r.G_NOW]:
             g[r.G_NOW] = ts
-        if ts > m[mk.G_NOW] or mk._expiry_pending(m):
+        if ts > m[mk.G_NOW] or mk.expiry_pending(m):
             tick[0, mc.C_SEQ] = cm[i, mc.C_SEQ]
             tick[0, mc.C_TS] = ts
             tick[0, mc.C_KIND] = CLOCK_TICK
@@ -136,7 +152,7 @@ def run_engine_batch(book, rs, cmds, start, end, ev, n, tick, max_accounts):
         old_price = 0
         old_leaves = 0
         validated = False
-        if kind == NEW_ORDER and mk._validate_new(m, cm, i) == 0:
+        if kind == NEW_ORDER and mk.validate_new(m, cm, i) == 0:
             validated = True
             instr = cm[i, mc.C_INSTRUMENT]
             code = rk.check_new(
@@ -155,22 +171,22 @@ def run_engine_batch(book, rs, cmds, start, end, ev, n, tick, max_accounts):
                 n = _order_reject(ev, n, cm, i, code)
                 continue
         elif kind == REPLACE_ORDER:
-            slot = mk._owned_slot(m, cm, i)
+            slot = mk.owned_slot(m, cm, i)
             if slot != mk.EMPTY:
                 o = m[mk.H_ORDERS] + slot * mk.OF
-                instr = mk._instrument_of(m, o)
+                instr = mk.instrument_of(m, o)
                 old_price = m[o + mk.O_PRICE]
                 old_leaves = m[o + mk.O_SHOWN] + m[o + mk.O_HIDDEN]
                 price = cm[i, mc.C_PRICE]
                 qty = cm[i, mc.C_QTY]
                 filled = m[o + mk.O_FILLED]
                 b = m[mk.H_BOOKS] + instr * mk.BF
-                if mk._check_price_qty(m, b, price, qty) == 0 and qty > filled:
+                if mk.check_price_qty(m, b, price, qty) == 0 and qty > filled:
                     code = rk.check_replace(
                         rs,
                         cm[i, mc.C_ACCOUNT],
                         instr,
-                        mk._side_of(m, o),
+                        mk.side_of(m, o),
                         old_price,
                         old_leaves,
                         price,

@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from exchange import queries
 from exchange.codes import CommandKind, EventKind
 from exchange.listing import decode_listing, listing_event
+from exchange.queries import (
+    OpenOrder,
+    PositionReservation,
+    Reservations,
+)
 from matching import codes as mc
 from matching.reference import ReferenceBook
 from matching.spec import BookConfig
-from risk.codes import RiskCommandKind, RiskReject
+from risk.codes import InstrumentState, RiskCommandKind, RiskReject
 from risk.config import RiskConfig
 from risk.reference import Instrument, RiskModel, reject
 
@@ -47,7 +53,7 @@ class ReferenceCore:
             return expired + [self.risk.run_command(row, self.book.config.max_accounts)]
         old_price = old_leaves = 0
         book = self.book
-        if kind == CommandKind.NEW_ORDER and book._validate_new(row) == 0:
+        if kind == CommandKind.NEW_ORDER and book.validate_new(row) == 0:
             instr = row[mc.C_INSTRUMENT]
             code = self.risk.check_new(
                 row[mc.C_ACCOUNT],
@@ -60,12 +66,13 @@ class ReferenceCore:
             if code:
                 return expired + [_order_reject(row, code)]
         elif kind == CommandKind.REPLACE_ORDER:
-            o = book._owned_order(row)
+            o = book.owned_order(row)
             if o is not None:
                 old_price, old_leaves = o.price, o.leaves
-                spec = book._books[o.instrument].spec
+                spec = book.instrument_spec(o.instrument)
+                assert spec is not None  # a resting order's instrument is listed
                 price, qty = row[mc.C_PRICE], row[mc.C_QTY]
-                if book._check_price_qty(spec, price, qty) == 0 and qty > o.filled:
+                if book.check_price_qty(spec, price, qty) == 0 and qty > o.filled:
                     code = self.risk.check_replace(
                         row[mc.C_ACCOUNT],
                         o.instrument,
@@ -99,6 +106,30 @@ class ReferenceCore:
             int(listing.status), listing.reference_price, cutoff=listing.cutoff_ts
         )
         return listing_event(row, listing, 0).tolist()
+
+    # -- queries, as ``ExchangeCore`` answers them (balances need the kernel's valuation) -----
+
+    def instrument_status(self, instrument: int) -> InstrumentState | None:
+        ins = self.risk.instruments.get(instrument)
+        return None if ins is None else InstrumentState(ins.status)
+
+    def reservations(self, account: int) -> Reservations | None:
+        a = self.risk.accounts.get(account)
+        if a is None:
+            return None
+        fields = ("position", "inventory", "inv_reserved", "open_buy", "open_sell", "receivable")
+        positions = [
+            PositionReservation(instr, *(getattr(p, f) for f in fields))
+            for (acct, instr), p in sorted(self.risk.positions.items())
+            if acct == account and any(getattr(p, f) for f in fields)
+        ]
+        return Reservations(account, a.reserved, a.open_orders, tuple(positions))
+
+    def account_orders(self, account: int, instrument: int | None = None) -> tuple[OpenOrder, ...]:
+        return queries.account_orders(self.book, account, instrument)
+
+    def order(self, order_id: int) -> OpenOrder | None:
+        return queries.order(self.book, order_id)
 
 
 def _order_reject(row: list[int], code: int) -> list[int]:

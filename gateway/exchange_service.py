@@ -40,7 +40,6 @@ from feeds.marketdata.keys import Keys
 from feeds.pyth.feeder import OracleFeeder
 from feeds.pyth.service import run_oracle
 from gateway.settings import ServiceSettings
-from risk import codes as r
 from settlement import db
 from settlement.chain.config import ChainConfig
 from settlement.chain.local import mint_to
@@ -206,11 +205,10 @@ class ExchangeService:
 
     def list_instruments(self) -> None:
         """List the schedule's windows not listed yet (names kept by ``ListingRegistry``)."""
-        instruments = self.engine.core.risk.instruments
         self.listings, todo = ListingRegistry.in_dir(self.settings.engine.engine_dir).due(
             self.settings.engine.listing_schedule,
             datetime.now(UTC),
-            lambda i: bool(i < instruments.shape[0] and instruments[i, r.I_LISTED]),
+            lambda i: self.engine.instrument_status(InstrumentId(i)) is not None,
             self.settings.engine.reference_price,
         )
         if todo:
@@ -227,8 +225,7 @@ class ExchangeService:
         return [InstrumentId(i) for i in sorted(self.listings.values())]
 
     def account_open(self, account: AccountId) -> bool:
-        accounts = self.engine.core.risk.accounts
-        return bool(account < accounts.shape[0] and accounts[account, r.A_OPEN])
+        return self.engine.account_open(account)
 
     def submit(self, commands: Sequence[C.Command]) -> None:
         self.engine.submit(C.rows(list(commands)))

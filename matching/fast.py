@@ -36,7 +36,7 @@ class FastBook(OrderBook):
     def __init__(self, config: BookConfig | None = None) -> None:
         super().__init__(config)
         cfg = self.config
-        self.state: tuple = k.new_state(
+        self.state: k.BookState = k.new_state(
             cfg.initial_orders,
             cfg.initial_accounts,
             cfg.initial_instruments,
@@ -75,7 +75,7 @@ class FastBook(OrderBook):
             if status == k.NEED_EVENT_ROOM:
                 n = self.make_event_room(n, drained)
             else:
-                self._grow(status, int(cmds[start, c.C_ACCOUNT]))
+                self.grow(status, int(cmds[start, c.C_ACCOUNT]))
         return self.collect_events(n, drained)
 
     def reserve_events(self, commands: int) -> None:
@@ -123,7 +123,7 @@ class FastBook(OrderBook):
             status, start = k.load_orders(self.state, rows, start)
             if status == k.DONE:
                 return
-            self._grow(status, int(rows[start, c.S_ACCOUNT]))
+            self.grow(status, int(rows[start, c.S_ACCOUNT]))
 
     def _size_for(self, rows: np.ndarray) -> None:
         """Grow the arena once to what ``rows`` (snapshot orders) need: orders, price
@@ -163,17 +163,29 @@ class FastBook(OrderBook):
     def open_order_count(self) -> int:
         return int(self._mem[k.G_LIVE])
 
+    def order(self, order_id: int) -> np.ndarray | None:
+        """The resting order ``order_id`` as a snapshot row (``S_*`` columns), or None."""
+        row = k.order_row(self.state, np.int64(order_id))
+        return row if len(row) else None
+
+    def account_orders(self, account: int, instrument: int = -1) -> np.ndarray:
+        """``account``'s resting orders (on ``instrument``, or all for -1) as snapshot rows,
+        in ascending order id."""
+        return k.account_order_rows(self.state, np.int64(account), np.int64(instrument))
+
     # --- growth ------------------------------------------------------------------------
     @property
     def _mem(self) -> np.ndarray:
-        return self.state[0]
+        return self.state.mem
 
     def _require(self, instrument: int) -> None:
         if instrument not in self._specs:
             raise KeyError(f"unknown instrument {instrument}")
 
-    def _grow(self, status: int, account: int) -> None:
-        """Make room for the command the kernel stopped at (``account`` is its account)."""
+    def grow(self, status: int, account: int) -> None:
+        """Make room for the command ``run_batch`` stopped at with a GROW_* ``status``
+        (``account`` is that command's account); the caller then runs it again. A caller
+        that drives the kernel itself (``exchange.core``) hands its statuses here."""
         if status == k.GROW_ORDERS:
             cap = int(self._mem[k.H_ORDER_CAP])
             self.state = k.grow_orders(self.state, min(2 * cap, self.config.max_orders))

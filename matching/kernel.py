@@ -20,9 +20,23 @@ for order id -> slot; ``heap``, GTD slots ordered by (expiry, id); ``accounts``,
 of each account's order list.
 The rules are those of ``matching.reference`` (its docstring lists them); the two must
 produce identical events.
+
+Entry points for other packages (everything else here is private):
+
+* ``BookState``, ``new_state``, ``add_book``, ``grow_*``: the arena, as the book owns it;
+* ``run_batch``: run command rows; ``depth``, ``level_order_ids``, ``order_row``,
+  ``account_order_rows``, ``snapshot_orders``, ``load_orders``: queries and restore;
+* for a caller that compiles its own loop around ``run_batch`` (``exchange.engine_kernel``),
+  on the borrowed arena ``m``: ``borrow``, ``validate_new``, ``owned_slot``,
+  ``check_price_qty``, ``expiry_pending``, ``instrument_of``, ``side_of``, and the
+  prefetch helpers ``prefetch_word``, ``prefetch_order_slot``/``_row``,
+  ``prefetch_level_slot``/``_row``; with the layout constants (``H_*``, ``G_*``, ``O_*``,
+  ``B_*``, ``OF``, ``BF``) and the ``run_batch`` statuses.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 from llvmlite import ir
@@ -32,6 +46,14 @@ from numba.extending import intrinsic
 
 from matching import codes as c
 from matching import hugepages
+
+
+class BookState(NamedTuple):
+    """What the kernels take as the book's state: the arena, named. A named tuple of arrays
+    compiles to a plain struct, so naming it costs nothing."""
+
+    mem: np.ndarray
+
 
 # --- header: region offsets, capacities and global counters ---------------------------------
 H_ORDERS = 0
@@ -271,8 +293,8 @@ def new_state(
     instrument_capacity: int,
     max_orders: int,
     max_accounts: int,
-) -> tuple:
-    """A fresh arena, as a one-element tuple (the book's ``state``).
+) -> BookState:
+    """A fresh arena (the book's ``state``).
 
     Books and bitmap tops are sized for ``instrument_capacity`` instruments of up to a
     million prices, chunks for one each, so that listing them does not copy the arena."""
@@ -294,20 +316,20 @@ def new_state(
     region(mem, H_ACCOUNTS, account_capacity, 1)[:] = EMPTY
     mem[G_MAX_ORDERS] = max_orders
     mem[G_MAX_ACCOUNTS] = max_accounts
-    return (mem,)
+    return BookState(mem)
 
 
 def _regrow(
-    state: tuple,
+    state: BookState,
     orders: int | None = None,
     levels: int | None = None,
     books: int | None = None,
     bitmaps: int | None = None,
     accounts: int | None = None,
     chunks: int | None = None,
-) -> tuple:
+) -> BookState:
     """Copy the arena into a larger one; only the regions named get bigger."""
-    (old,) = state
+    old = state.mem
     o_cap, b_cap = int(old[H_ORDER_CAP]), int(old[H_BOOK_CAP])
     s_cap, a_cap = int(old[H_BITMAP_CAP]), int(old[H_ACCOUNT_CAP])
     l_cap = int(old[H_LEVEL_CAP])
@@ -336,13 +358,13 @@ def _regrow(
     if new_c > c_cap:
         _chain_chunks(mem, c_cap, new_c)
     _rehash(old, mem)
-    return (mem,)
+    return BookState(mem)
 
 
-def grow_to(state: tuple, orders: int, levels: int, chunks: int) -> tuple:
+def grow_to(state: BookState, orders: int, levels: int, chunks: int) -> BookState:
     """One regrow to at least these capacities (a snapshot load sizes the arena once
     instead of copying it at every doubling); regions already big enough stay."""
-    (mem,) = state
+    mem = state.mem
     want = {
         "orders": orders if orders > mem[H_ORDER_CAP] else None,
         "levels": levels if levels > mem[H_LEVEL_CAP] else None,
@@ -353,54 +375,54 @@ def grow_to(state: tuple, orders: int, levels: int, chunks: int) -> tuple:
     return _regrow(state, **want)
 
 
-def grow_orders(state: tuple, new_capacity: int) -> tuple:
+def grow_orders(state: BookState, new_capacity: int) -> BookState:
     """A bigger order pool (and the heap and id table sized with it)."""
     return _regrow(state, orders=new_capacity)
 
 
-def grow_levels(state: tuple) -> tuple:
-    return _regrow(state, levels=2 * int(state[0][H_LEVEL_CAP]))
+def grow_levels(state: BookState) -> BookState:
+    return _regrow(state, levels=2 * int(state.mem[H_LEVEL_CAP]))
 
 
-def grow_chunks(state: tuple) -> tuple:
-    return _regrow(state, chunks=2 * int(state[0][H_CHUNK_CAP]))
+def grow_chunks(state: BookState) -> BookState:
+    return _regrow(state, chunks=2 * int(state.mem[H_CHUNK_CAP]))
 
 
-def grow_bitmaps(state: tuple, needed: int) -> tuple:
-    size = max(64, int(state[0][H_BITMAP_CAP]))
+def grow_bitmaps(state: BookState, needed: int) -> BookState:
+    size = max(64, int(state.mem[H_BITMAP_CAP]))
     while size < needed:
         size *= 2
     return _regrow(state, bitmaps=size)
 
 
-def grow_accounts(state: tuple, needed: int) -> tuple:
-    size = int(state[0][H_ACCOUNT_CAP])
+def grow_accounts(state: BookState, needed: int) -> BookState:
+    size = int(state.mem[H_ACCOUNT_CAP])
     while size < needed:
         size *= 2
     return _regrow(state, accounts=size)
 
 
-def grow_books(state: tuple, needed: int) -> tuple:
-    size = max(1, int(state[0][H_BOOK_CAP]))
+def grow_books(state: BookState, needed: int) -> BookState:
+    size = max(1, int(state.mem[H_BOOK_CAP]))
     while size < needed:
         size *= 2
     return _regrow(state, books=size)
 
 
-def add_book(state: tuple, instrument: int, params: tuple[int, ...]) -> tuple:
+def add_book(state: BookState, instrument: int, params: tuple[int, ...]) -> BookState:
     """List an instrument: its book row and its bitmaps' top levels, growing as needed.
 
     ``params`` is (tick, lot, min price, max price, min qty, max qty, ticks).
     """
-    if instrument >= state[0][H_BOOK_CAP]:
+    if instrument >= state.mem[H_BOOK_CAP]:
         state = grow_books(state, instrument + 1)
     ticks = params[6]
     w2, w1 = bitmap_shape(ticks)
     words = w2 + 2 * w1  # per side: level 2, level 1, chunk directory
-    hwm = int(state[0][G_BITMAP_HWM])
-    if hwm + 2 * words > state[0][H_BITMAP_CAP]:
+    hwm = int(state.mem[G_BITMAP_HWM])
+    if hwm + 2 * words > state.mem[H_BITMAP_CAP]:
         state = grow_bitmaps(state, hwm + 2 * words)
-    mem = state[0]
+    mem = state.mem
     mem[G_BITMAP_HWM] = hwm + 2 * words
     views = arena_views(state)
     for side_base in (hwm, hwm + words):
@@ -415,9 +437,9 @@ def add_book(state: tuple, instrument: int, params: tuple[int, ...]) -> tuple:
     return state
 
 
-def arena_views(state: tuple) -> dict[str, np.ndarray]:
+def arena_views(state: BookState) -> dict[str, np.ndarray]:
     """Named 2-D views of every region (tests and the benchmark inspect the pools)."""
-    (mem,) = state
+    mem = state.mem
     o_cap = int(mem[H_ORDER_CAP])
     return {
         "orders": region(mem, H_ORDERS, o_cap, OF),
@@ -471,8 +493,10 @@ def prefetch_word(a: np.ndarray, word: int) -> None:
 
 
 @njit(cache=True)
-def _borrow(a: np.ndarray) -> np.ndarray:
-    """A view of ``a`` without a reference count: valid while the caller holds ``a``."""
+def borrow(a: np.ndarray) -> np.ndarray:
+    """A view of the int64 array ``a`` without a reference count, valid while the caller
+    holds ``a``. Compiled loops borrow each array once: passing the owned arrays on to
+    inlined helpers costs an atomic incref/decref pair per use."""
     return carray(_address_as_pointer(a.ctypes.data), a.shape, np.int64)
 
 
@@ -912,12 +936,14 @@ def _pack_meta(instr: int, side: int, tif: int, stp: int, post_only: int) -> int
 
 
 @njit(cache=True, inline="always")
-def _instrument_of(m: np.ndarray, o: int) -> int:
+def instrument_of(m: np.ndarray, o: int) -> int:
+    """The instrument of the order row at word ``o`` (``m[H_ORDERS] + slot * OF``)."""
     return m[o + O_META] & 0xFFFFF
 
 
 @njit(cache=True, inline="always")
-def _side_of(m: np.ndarray, o: int) -> int:
+def side_of(m: np.ndarray, o: int) -> int:
+    """The side (``Side``) of the order row at word ``o``."""
     return (m[o + O_META] >> 20) & 3
 
 
@@ -976,7 +1002,7 @@ def _unlink(m: np.ndarray, lvl: int, slot: int) -> None:
 def _rest(m: np.ndarray, slot: int) -> None:
     """Put ``slot`` at the back of its price level."""
     o = m[H_ORDERS] + slot * OF
-    lvl = _level_for_insert(m, _instrument_of(m, o), _side_of(m, o), m[o + O_PRICE])
+    lvl = _level_for_insert(m, instrument_of(m, o), side_of(m, o), m[o + O_PRICE])
     _append(m, lvl, slot)
     lrow = m[H_LEVELS] + lvl * LF
     m[lrow + L_COUNT] += 1
@@ -995,7 +1021,7 @@ def _leave_level(m: np.ndarray, slot: int) -> None:
     m[lrow + L_COUNT] -= 1
     _add_weight(m, o, -_weight(m, o))
     if m[lrow + L_COUNT] == 0:
-        _level_emptied(m, _instrument_of(m, o), _side_of(m, o), lvl)
+        _level_emptied(m, instrument_of(m, o), side_of(m, o), lvl)
 
 
 @njit(cache=True, inline="always")
@@ -1052,7 +1078,7 @@ def _weight(m: np.ndarray, o: int) -> int:
 
 @njit(cache=True, inline="always")
 def _add_weight(m: np.ndarray, o: int, delta: int) -> None:
-    m[m[H_BOOKS] + _instrument_of(m, o) * BF + B_WEIGHT + _side_of(m, o) - 1] += delta
+    m[m[H_BOOKS] + instrument_of(m, o) * BF + B_WEIGHT + side_of(m, o) - 1] += delta
 
 
 # =========================================================================================
@@ -1105,10 +1131,10 @@ def _order_event(ev, n, seq, kind, m, slot, qty, leaves, shown, reason):
         n,
         seq,
         kind,
-        _instrument_of(m, o),
+        instrument_of(m, o),
         m[o + O_ID],
         m[o + O_ACCOUNT],
-        _side_of(m, o),
+        side_of(m, o),
         m[o + O_PRICE],
         qty,
         leaves,
@@ -1254,7 +1280,11 @@ def _take(m, ev, n, seq, instr, side, limit, oid, acct, stp, leaves, filled, qty
 # Commands
 # =========================================================================================
 @njit(cache=True, inline="always")
-def _validate_new(m, cmds, i) -> int:
+def validate_new(m, cmds, i) -> int:
+    """The book's verdict on NEW_ORDER row ``cmds[i]``: ``RJ_OK`` (0) or the first reject
+    code, in the order ``matching.reference`` checks them. Pure: it changes nothing, so a
+    caller may run its own checks after it and then hand the order to ``run_batch`` with
+    ``validated=True``, provided nothing changed the arena in between."""
     instr = cmds[i, c.C_INSTRUMENT]
     if instr < 0 or instr >= m[H_BOOK_CAP]:
         return RJ_UNKNOWN_INSTRUMENT
@@ -1285,7 +1315,7 @@ def _validate_new(m, cmds, i) -> int:
         return RJ_INVALID_POST_ONLY
     if post_only == 1 and (not resting or otype == MARKET):
         return RJ_INVALID_POST_ONLY
-    code = _check_price_qty(m, b, cmds[i, c.C_PRICE], cmds[i, c.C_QTY])
+    code = check_price_qty(m, b, cmds[i, c.C_PRICE], cmds[i, c.C_QTY])
     if code != RJ_OK:
         return code
     qty = cmds[i, c.C_QTY]
@@ -1307,7 +1337,9 @@ def _validate_new(m, cmds, i) -> int:
 
 
 @njit(cache=True, inline="always")
-def _check_price_qty(m, b, price, qty) -> int:
+def check_price_qty(m, b, price, qty) -> int:
+    """``RJ_OK`` or why ``price``/``qty`` do not fit the book row at word ``b``
+    (``m[H_BOOKS] + instrument * BF``): range first, then tick, then lot. Pure."""
     if price < m[b + B_MIN_PRICE] or price > m[b + B_MAX_PRICE]:
         return RJ_PRICE_OUT_OF_RANGE
     if not _is_multiple(price, m[b + B_TICK]):
@@ -1330,7 +1362,7 @@ def _new_order_enter(m, cmds, i, ev, n, validated):
     side = cmds[i, c.C_SIDE]
     price = cmds[i, c.C_PRICE]
     qty = cmds[i, c.C_QTY]
-    code = RJ_OK if validated else _validate_new(m, cmds, i)
+    code = RJ_OK if validated else validate_new(m, cmds, i)
     if code != RJ_OK:
         n = _put(ev, n, seq, EV_REJECTED, instr, oid, acct, side, price, qty, 0, 0, 0, 0,
                  code, 0, 0)  # fmt: skip
@@ -1381,7 +1413,9 @@ def _new_order_finish(m, cmds, i, ev, n, leaves, filled, qty, alive):
 
 
 @njit(cache=True, inline="always")
-def _owned_slot(m, cmds, i) -> int:
+def owned_slot(m, cmds, i) -> int:
+    """The slot of the resting order ``cmds[i]`` names, if it rests on the row's instrument
+    under the row's account; else ``EMPTY``. What cancel and replace act on. Pure."""
     oid = cmds[i, c.C_ORDER_ID]
     if oid <= 0:
         return EMPTY
@@ -1389,7 +1423,7 @@ def _owned_slot(m, cmds, i) -> int:
     if slot == EMPTY:
         return EMPTY
     o = m[H_ORDERS] + slot * OF
-    if m[o + O_ACCOUNT] != cmds[i, c.C_ACCOUNT] or _instrument_of(m, o) != cmds[i, c.C_INSTRUMENT]:
+    if m[o + O_ACCOUNT] != cmds[i, c.C_ACCOUNT] or instrument_of(m, o) != cmds[i, c.C_INSTRUMENT]:
         return EMPTY
     return slot
 
@@ -1418,12 +1452,12 @@ def _replace_enter(m, cmds, i, ev, n, slot):
     if slot == EMPTY:
         return _command_reject(ev, n, cmds, i, RJ_UNKNOWN_ORDER), False
     o = m[H_ORDERS] + slot * OF
-    instr = _instrument_of(m, o)
-    side = _side_of(m, o)
+    instr = instrument_of(m, o)
+    side = side_of(m, o)
     price = cmds[i, c.C_PRICE]
     qty = cmds[i, c.C_QTY]
     filled = m[o + O_FILLED]
-    code = _check_price_qty(m, m[H_BOOKS] + instr * BF, price, qty)
+    code = check_price_qty(m, m[H_BOOKS] + instr * BF, price, qty)
     if code == RJ_OK and qty <= filled:
         code = RJ_REPLACE_BELOW_FILLED
     if code == RJ_OK and _post_only_of(m, o) == 1 and _would_take(m, instr, side, price):
@@ -1477,7 +1511,7 @@ def _account_orders(m, acct, instr) -> int:
     count = 0
     slot = m[m[H_ACCOUNTS] + acct]
     while slot != EMPTY:
-        if instr == -1 or _instrument_of(m, ob + slot * OF) == instr:
+        if instr == -1 or instrument_of(m, ob + slot * OF) == instr:
             count += 1
         slot = m[ob + slot * OF + O_ANEXT]
     return count
@@ -1500,7 +1534,7 @@ def _mass_cancel(m, cmds, i, ev, n):
     k = 0
     slot = head
     while slot != EMPTY:
-        if instr == -1 or _instrument_of(m, ob + slot * OF) == instr:
+        if instr == -1 or instrument_of(m, ob + slot * OF) == instr:
             ids[k] = m[ob + slot * OF + O_ID]
             k += 1
         slot = m[ob + slot * OF + O_ANEXT]
@@ -1532,7 +1566,9 @@ def _expire_due(m, seq, ev, n):
 
 
 @njit(cache=True, inline="always")
-def _expiry_pending(m) -> bool:
+def expiry_pending(m) -> bool:
+    """Whether a GTD order is due at the book's clock (``G_NOW``): the next command,
+    or a CLOCK_TICK, will expire it first."""
     if m[G_HEAP_N] == 0:
         return False
     return m[m[H_ORDERS] + m[m[H_HEAP]] * OF + O_EXPIRE] <= m[G_NOW]
@@ -1557,7 +1593,7 @@ def _event_bound(m, cmds, i, slot) -> int:
     else:
         if slot == EMPTY:
             return 1
-        side = _side_of(m, m[H_ORDERS] + slot * OF)
+        side = side_of(m, m[H_ORDERS] + slot * OF)
         stp = _stp_of(m, m[H_ORDERS] + slot * OF)
     b = m[H_BOOKS] + instr * BF
     touches = m[b + B_WEIGHT + 2 - side]
@@ -1595,13 +1631,13 @@ def run_batch(state, cmds, start, end, ev, n, validated=False):
     means the command at ``next index`` did not run: a pool must grow (GROW_*) or the
     event buffer must be drained or enlarged (NEED_EVENT_ROOM); nothing of it has been
     applied except GTD expiries already due, so the caller acts and calls again.
-    ``validated`` says a one-command call's NEW_ORDER already passed ``_validate_new``
+    ``validated`` says a one-command call's NEW_ORDER already passed ``validate_new``
     against this state (the engine validates before its risk check), so it is not
     checked twice.
     """
-    m = _borrow(state[0])
-    cm = _borrow(cmds)
-    out = _borrow(ev)
+    m = borrow(state.mem)
+    cm = borrow(cmds)
+    out = borrow(ev)
     cap = out.shape[0]
     for i in range(start, end):
         need = _needs_growth(m, cm, i)
@@ -1611,12 +1647,12 @@ def run_batch(state, cmds, start, end, ev, n, validated=False):
             m[G_NOW] = cm[i, c.C_TS]
         if m[G_HEAP_N] > 0:
             n = _expire_due(m, cm[i, c.C_SEQ], out, n)
-            if _expiry_pending(m):
+            if expiry_pending(m):
                 return NEED_EVENT_ROOM, i, ev, n
         kind = cm[i, c.C_KIND]
         slot = EMPTY
         if kind == CANCEL_ORDER or kind == REPLACE_ORDER:
-            slot = _owned_slot(m, cm, i)
+            slot = owned_slot(m, cm, i)
         if n + _event_bound(m, cm, i, slot) > cap:
             return NEED_EVENT_ROOM, i, ev, n
         # New orders and replaces share one trading step (one copy of the inlined _take).
@@ -1660,7 +1696,7 @@ def run_batch(state, cmds, start, end, ev, n, validated=False):
 def _taker_side(m, cmds, i, slot) -> int:
     if slot == EMPTY:
         return cmds[i, c.C_SIDE]
-    return _side_of(m, m[H_ORDERS] + slot * OF)
+    return side_of(m, m[H_ORDERS] + slot * OF)
 
 
 # =========================================================================================
@@ -1669,7 +1705,7 @@ def _taker_side(m, cmds, i, slot) -> int:
 @njit(cache=True)
 def depth(state, instr, side, max_levels):
     """Top levels of one side as (price, visible qty, order count) rows, best first."""
-    m = state[0]
+    m = state.mem
     s = side - 1
     b = m[H_BOOKS] + instr * BF
     out = np.empty((max(0, max_levels), 3), dtype=np.int64)
@@ -1687,7 +1723,7 @@ def depth(state, instr, side, max_levels):
 
 @njit(cache=True)
 def level_order_ids(state, instr, side, price):
-    m = state[0]
+    m = state.mem
     lvl = _find_level(m, instr, side, price)
     if lvl == EMPTY:
         return np.empty(0, dtype=np.int64)
@@ -1705,7 +1741,7 @@ def level_order_ids(state, instr, side, price):
 @njit(cache=True)
 def snapshot_orders(state):
     """Resting orders in canonical order: instrument, bids then asks, best first, FIFO."""
-    m = state[0]
+    m = state.mem
     out = np.empty((m[G_LIVE], c.N_SNAPSHOT_FIELDS), dtype=np.int64)
     ob = m[H_ORDERS]
     k = 0
@@ -1720,29 +1756,72 @@ def snapshot_orders(state):
                 t = _worse_tick(m, b, s, t)
                 while slot != EMPTY:
                     o = ob + slot * OF
-                    out[k, c.S_INSTRUMENT] = instr
-                    out[k, c.S_SIDE] = s + 1
-                    out[k, c.S_PRICE] = m[o + O_PRICE]
-                    out[k, c.S_ORDER_ID] = m[o + O_ID]
-                    out[k, c.S_ACCOUNT] = m[o + O_ACCOUNT]
-                    out[k, c.S_QTY] = m[o + O_QTY]
-                    out[k, c.S_FILLED] = m[o + O_FILLED]
-                    out[k, c.S_SHOWN] = m[o + O_SHOWN]
-                    out[k, c.S_HIDDEN] = m[o + O_HIDDEN]
-                    out[k, c.S_DISPLAY] = m[o + O_DISPLAY]
-                    out[k, c.S_TIF] = _tif_of(m, o)
-                    out[k, c.S_STP] = _stp_of(m, o)
-                    out[k, c.S_POST_ONLY] = _post_only_of(m, o)
-                    out[k, c.S_EXPIRE_TS] = m[o + O_EXPIRE]
+                    _order_row_into(m, o, instr, s + 1, out, k)
                     k += 1
                     slot = m[o + O_NEXT]
     return out
 
 
+@njit(cache=True, inline="always")
+def _order_row_into(m, o, instr, side, out, k) -> None:
+    """Write the order row at word ``o`` as snapshot row ``out[k]`` (``c.S_*`` columns)."""
+    out[k, c.S_INSTRUMENT] = instr
+    out[k, c.S_SIDE] = side
+    out[k, c.S_PRICE] = m[o + O_PRICE]
+    out[k, c.S_ORDER_ID] = m[o + O_ID]
+    out[k, c.S_ACCOUNT] = m[o + O_ACCOUNT]
+    out[k, c.S_QTY] = m[o + O_QTY]
+    out[k, c.S_FILLED] = m[o + O_FILLED]
+    out[k, c.S_SHOWN] = m[o + O_SHOWN]
+    out[k, c.S_HIDDEN] = m[o + O_HIDDEN]
+    out[k, c.S_DISPLAY] = m[o + O_DISPLAY]
+    out[k, c.S_TIF] = _tif_of(m, o)
+    out[k, c.S_STP] = _stp_of(m, o)
+    out[k, c.S_POST_ONLY] = _post_only_of(m, o)
+    out[k, c.S_EXPIRE_TS] = m[o + O_EXPIRE]
+
+
+@njit(cache=True)
+def order_row(state, order_id):
+    """The resting order ``order_id`` as a snapshot row, or an empty array if no order of
+    that id rests (never entered, or filled, cancelled or expired since)."""
+    m = state.mem
+    if order_id <= 0:
+        return np.empty(0, dtype=np.int64)
+    slot = _lookup(m, order_id)
+    if slot == EMPTY:
+        return np.empty(0, dtype=np.int64)
+    o = m[H_ORDERS] + slot * OF
+    out = np.empty((1, c.N_SNAPSHOT_FIELDS), dtype=np.int64)
+    _order_row_into(m, o, instrument_of(m, o), side_of(m, o), out, 0)
+    return out[0]
+
+
+@njit(cache=True)
+def account_order_rows(state, acct, instr):
+    """``acct``'s resting orders (on ``instr``, or on every instrument for -1) as snapshot
+    rows in ascending order id."""
+    m = state.mem
+    count = _account_orders(m, acct, instr)
+    out = np.empty((count, c.N_SNAPSHOT_FIELDS), dtype=np.int64)
+    if count == 0:
+        return out
+    ob = m[H_ORDERS]
+    k = 0
+    slot = m[m[H_ACCOUNTS] + acct]
+    while slot != EMPTY:
+        o = ob + slot * OF
+        if instr == -1 or instrument_of(m, o) == instr:
+            _order_row_into(m, o, instrument_of(m, o), side_of(m, o), out, k)
+            k += 1
+        slot = m[o + O_ANEXT]
+    return out[np.argsort(out[:, c.S_ORDER_ID])]
+
+
 @njit(cache=True)
 def load_orders(state, rows, start):
     """Append snapshot rows from ``start``; returns (status, next row) like ``run_batch``."""
-    m = _borrow(state[0])
+    m = borrow(state.mem)
     for k in range(start, rows.shape[0]):
         instr = rows[k, c.S_INSTRUMENT]
         if m[G_FREE_ORDER] == EMPTY:

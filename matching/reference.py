@@ -79,6 +79,13 @@ class _Book:
     )
 
 
+def _snapshot_row(o: _Order) -> list[int]:
+    return [
+        o.instrument, o.side, o.price, o.order_id, o.account, o.qty, o.filled, o.shown,
+        o.hidden, o.display, o.tif, o.stp, o.post_only, o.expire_ts,
+    ]  # fmt: skip
+
+
 def _key(side: int, price: int) -> int:
     return -price if side == Side.BUY else price
 
@@ -133,12 +140,7 @@ class ReferenceBook(OrderBook):
             specs.append(spec_row(book.spec))
             for levels in book.sides:
                 for level in levels.values():
-                    for o in level.orders.values():
-                        rows.append(
-                            [o.instrument, o.side, o.price, o.order_id, o.account, o.qty]
-                            + [o.filled, o.shown, o.hidden, o.display, o.tif, o.stp]
-                            + [o.post_only, o.expire_ts]
-                        )
+                    rows += [_snapshot_row(o) for o in level.orders.values()]
         return BookSnapshot(
             np.array(specs, dtype=np.int64).reshape(-1, 7),
             np.array(rows, dtype=np.int64).reshape(-1, c.N_SNAPSHOT_FIELDS),
@@ -182,6 +184,24 @@ class ReferenceBook(OrderBook):
 
     def open_order_count(self) -> int:
         return len(self._orders)
+
+    def order(self, order_id: int) -> np.ndarray | None:
+        """The resting order ``order_id`` as a snapshot row (``S_*`` columns), or None."""
+        o = self._orders.get(order_id)
+        return None if o is None else np.array(_snapshot_row(o), dtype=np.int64)
+
+    def account_orders(self, account: int, instrument: int = -1) -> np.ndarray:
+        """``account``'s resting orders (on ``instrument``, or all for -1) as snapshot rows,
+        in ascending order id."""
+        mine = self._by_account.get(account, {})
+        ids = sorted(i for i, o in mine.items() if instrument in (-1, o.instrument))
+        rows = [_snapshot_row(mine[i]) for i in ids]
+        return np.array(rows, dtype=np.int64).reshape(-1, c.N_SNAPSHOT_FIELDS)
+
+    def instrument_spec(self, instrument: int) -> InstrumentSpec | None:
+        """The spec ``instrument`` was listed with, or None if it was not."""
+        book = self._books.get(instrument)
+        return None if book is None else book.spec
 
     # --- events ------------------------------------------------------------------------
     def _emit(
@@ -272,7 +292,9 @@ class ReferenceBook(OrderBook):
             self._emit(BookEventKind.ORDER_EXPIRED, o, price=o.price, qty=qty, leaves=0)
 
     # --- commands ----------------------------------------------------------------------
-    def _validate_new(self, r: list[int]) -> BookReject:
+    def validate_new(self, r: list[int]) -> BookReject:
+        """The book's verdict on a NEW_ORDER row, without acting on it (the reference core
+        asks before its risk check, as the engine kernel does)."""
         book = self._books.get(r[c.C_INSTRUMENT])
         if book is None:
             return BookReject.UNKNOWN_INSTRUMENT
@@ -296,7 +318,7 @@ class ReferenceBook(OrderBook):
             post_only == 1 and (not resting or otype == OrderType.MARKET)
         ):
             return BookReject.INVALID_POST_ONLY
-        code = self._check_price_qty(spec, price, qty)
+        code = self.check_price_qty(spec, price, qty)
         if code != BookReject.OK:
             return code
         if display < 0 or display > qty or display % spec.lot_size or (display and not resting):
@@ -314,7 +336,8 @@ class ReferenceBook(OrderBook):
         return BookReject.OK
 
     @staticmethod
-    def _check_price_qty(spec: InstrumentSpec, price: int, qty: int) -> BookReject:
+    def check_price_qty(spec: InstrumentSpec, price: int, qty: int) -> BookReject:
+        """Whether ``price``/``qty`` fit ``spec``: range, then tick, then lot."""
         if not spec.min_price <= price <= spec.max_price:
             return BookReject.PRICE_OUT_OF_RANGE
         if price % spec.tick_size:
@@ -330,7 +353,7 @@ class ReferenceBook(OrderBook):
         return bool(opposite) and _crosses(side, price, opposite.peekitem(0)[1].price)
 
     def _new_order(self, r: list[int]) -> None:
-        code = self._validate_new(r)
+        code = self.validate_new(r)
         if code != BookReject.OK:
             self._order_reject(r, code)
             return
@@ -479,14 +502,16 @@ class ReferenceBook(OrderBook):
         self._cancelled(t, dec, CancelReason.SELF_TRADE)
         return t.shown > 0
 
-    def _owned_order(self, r: list[int]) -> _Order | None:
+    def owned_order(self, r: list[int]) -> _Order | None:
+        """The resting order a cancel/replace row names, if it is the row's account's on the
+        row's instrument (read it, do not change it)."""
         o = self._orders.get(r[c.C_ORDER_ID])
         if o is None or o.account != r[c.C_ACCOUNT] or o.instrument != r[c.C_INSTRUMENT]:
             return None
         return o
 
     def _cancel(self, r: list[int]) -> None:
-        o = self._owned_order(r)
+        o = self.owned_order(r)
         if o is None:
             self._command_reject(r, BookReject.UNKNOWN_ORDER)
             return
@@ -496,14 +521,14 @@ class ReferenceBook(OrderBook):
         self._cancelled(o, qty, CancelReason.USER)
 
     def _replace(self, r: list[int]) -> None:
-        o = self._owned_order(r)
+        o = self.owned_order(r)
         if o is None:
             self._command_reject(r, BookReject.UNKNOWN_ORDER)
             return
         book = self._books[o.instrument]
         spec = book.spec
         price, qty = r[c.C_PRICE], r[c.C_QTY]
-        code = self._check_price_qty(spec, price, qty)
+        code = self.check_price_qty(spec, price, qty)
         if code == BookReject.OK and qty <= o.filled:
             code = BookReject.REPLACE_BELOW_FILLED
         if code == BookReject.OK and o.post_only == 1 and self._would_take(book, o.side, price):

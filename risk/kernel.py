@@ -7,6 +7,9 @@ wrote, and ``run_command`` for risk's own commands (deposits, oracle prices, ...
 The rules are written out in ``risk.reference``, a plain-Python model that must decide
 exactly the same; tests run both on the same command streams.
 
+``rs`` is always a ``risk.state.RiskArrays`` (``rs.accounts``, ``rs.balances``, ...): a
+named tuple of the arrays, which numba compiles to a plain struct.
+
 Money: quote units (micro-USDC). A buy order reserves ``price * leaves`` plus the taker
 fee rounded up; fills charge fees rounded down, so a fill never costs more than it
 releases and the available balance cannot go negative through trading.
@@ -154,8 +157,8 @@ def unit_value_of(price: int, conf: int, expo: int, haircut_bps: int) -> int:
 
 @njit(cache=True, inline="always")
 def collateral_value(rs, acct: int, now_ns: int) -> int:
-    balances = rs[1]
-    assets = rs[3]
+    balances = rs.balances
+    assets = rs.assets
     total = balances[acct, r.USDC]
     for k in range(1, assets.shape[0]):
         total += token_value(
@@ -166,7 +169,32 @@ def collateral_value(rs, acct: int, now_ns: int) -> int:
 
 @njit(cache=True, inline="always")
 def available(rs, acct: int, now_ns: int) -> int:
-    return collateral_value(rs, acct, now_ns) - rs[0][acct, r.A_RESERVED]
+    return collateral_value(rs, acct, now_ns) - rs.accounts[acct, r.A_RESERVED]
+
+
+@njit(cache=True)
+def withdrawable(rs, acct: int, k: int) -> int:
+    """The most of asset ``k`` a WITHDRAW by open account ``acct`` would be granted at the
+    last command's time: exactly the amounts ``run_command`` accepts are 1..this. A query
+    (the engine's balances), not part of a batch."""
+    held = rs.balances[acct, k]
+    if held <= 0:
+        return 0
+    now_ns = rs.globals[r.G_NOW]
+    budget = max(available(rs, acct, now_ns), 0)  # a withdrawal may lose this much value
+    if k == r.USDC:
+        return min(held, budget)
+    unit = usable_unit_value(rs.assets, k, now_ns)
+    dec = rs.assets[k, r.K_DECIMALS]
+    value = token_value(held, unit, dec)
+    lo, hi = 0, held  # the value lost grows with the amount: bisect for the last that fits
+    while lo < hi:
+        mid = hi - (hi - lo) // 2
+        if value - token_value(held - mid, unit, dec) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 # -- positions: open addressing on (account, instrument) ---------------------------------------
@@ -187,7 +215,7 @@ def _slot_mask(pmap) -> int:
 
 @njit(cache=True, inline="always")
 def find_position(rs, acct: int, instr: int) -> int:
-    pmap = rs[5]
+    pmap = rs.pmap
     key = (acct << r.INSTRUMENT_BITS) | instr
     mask = _slot_mask(pmap)
     s = _slot0(key, mask)
@@ -203,7 +231,7 @@ def find_position(rs, acct: int, instr: int) -> int:
 @njit(cache=True, inline="always")
 def prefetch_position_slot(rs, acct: int, instr: int) -> None:
     """Step one of looking (acct, instr) up ahead of time: load its home slot."""
-    pmap = rs[5]
+    pmap = rs.pmap
     key = (acct << r.INSTRUMENT_BITS) | instr
     mk.prefetch_word(pmap, 2 * _slot0(key, _slot_mask(pmap)))
 
@@ -214,8 +242,8 @@ def prefetch_position_row(rs, acct: int, instr: int) -> None:
     the map (a row can span two cache lines). Nothing if it has no row yet."""
     row = find_position(rs, acct, instr)
     if row >= 0:
-        mk.prefetch_word(rs[4], row * r.PF)
-        mk.prefetch_word(rs[4], row * r.PF + r.PF - 1)
+        mk.prefetch_word(rs.positions, row * r.PF)
+        mk.prefetch_word(rs.positions, row * r.PF + r.PF - 1)
 
 
 @njit(cache=True, inline="always")
@@ -223,8 +251,8 @@ def position_room(rs, acct: int, instr: int) -> bool:
     """Whether (acct, instr) has a row or one can be added without growing."""
     if find_position(rs, acct, instr) >= 0:
         return True
-    used = rs[6][r.G_POSITIONS]
-    return used < rs[4].shape[0] and 4 * (used + 1) <= rs[5].shape[0]
+    used = rs.globals[r.G_POSITIONS]
+    return used < rs.positions.shape[0] and 4 * (used + 1) <= rs.pmap.shape[0]
 
 
 @njit(cache=True, inline="always")
@@ -242,12 +270,12 @@ def get_position(rs, acct: int, instr: int) -> int:
     row = find_position(rs, acct, instr)
     if row >= 0:
         return row
-    g = rs[6]
+    g = rs.globals
     row = g[r.G_POSITIONS]
     g[r.G_POSITIONS] = row + 1
     key = (acct << r.INSTRUMENT_BITS) | instr
-    rs[4][row, r.P_KEY] = key
-    _map_insert(rs[5], key, row)
+    rs.positions[row, r.P_KEY] = key
+    _map_insert(rs.pmap, key, row)
     return row
 
 
@@ -260,17 +288,17 @@ def rehash_positions(positions, used, pmap) -> None:
 # -- pre-trade ---------------------------------------------------------------------------------
 @njit(cache=True, inline="always")
 def account_open(rs, acct: int) -> bool:
-    return 0 <= acct < rs[0].shape[0] and rs[0][acct, r.A_OPEN] == 1
+    return 0 <= acct < rs.accounts.shape[0] and rs.accounts[acct, r.A_OPEN] == 1
 
 
 @njit(cache=True, inline="always")
 def band_reference(rs, instr: int, best_bid: int, best_ask: int) -> int:
-    last = rs[2][instr, r.I_LAST_PRICE]
+    last = rs.instruments[instr, r.I_LAST_PRICE]
     if last > 0:
         return last
     if best_bid > 0 and best_ask > 0:
         return (best_bid + best_ask) // 2
-    return rs[2][instr, r.I_REF_PRICE]
+    return rs.instruments[instr, r.I_REF_PRICE]
 
 
 @njit(cache=True, inline="always")
@@ -278,26 +306,26 @@ def _gate(rs, acct: int, instr: int) -> int:
     """Checks every order entry shares: account, instrument status, kill switches."""
     if not account_open(rs, acct):
         return RJ_UNKNOWN_ACCOUNT
-    if instr >= rs[2].shape[0] or rs[2][instr, r.I_LISTED] == 0:
+    if instr >= rs.instruments.shape[0] or rs.instruments[instr, r.I_LISTED] == 0:
         return RJ_UNKNOWN_INSTRUMENT
-    status = rs[2][instr, r.I_STATUS]
-    cutoff = rs[2][instr, r.I_CUTOFF]
-    if cutoff > 0 and rs[6][r.G_NOW] >= cutoff:
+    status = rs.instruments[instr, r.I_STATUS]
+    cutoff = rs.instruments[instr, r.I_CUTOFF]
+    if cutoff > 0 and rs.globals[r.G_NOW] >= cutoff:
         return RJ_INSTRUMENT_NOT_TRADING
     if status == HALTED:
         return RJ_INSTRUMENT_HALTED
     if status != TRADING:
         return RJ_INSTRUMENT_NOT_TRADING
-    if rs[6][r.G_KILL_ALL] != 0:
+    if rs.globals[r.G_KILL_ALL] != 0:
         return RJ_GLOBAL_KILL_SWITCH
-    if rs[0][acct, r.A_KILLED] != 0:
+    if rs.accounts[acct, r.A_KILLED] != 0:
         return RJ_ACCOUNT_KILL_SWITCH
     return RJ_OK
 
 
 @njit(cache=True, inline="always")
 def _limits_and_band(rs, acct, instr, side, price, qty, open_delta, ref) -> int:
-    a = rs[0]
+    a = rs.accounts
     if qty > a[acct, r.A_MAX_QTY]:
         return RJ_LIMIT_ORDER_QUANTITY
     if price > a[acct, r.A_MAX_NOTIONAL] // qty:
@@ -305,7 +333,7 @@ def _limits_and_band(rs, acct, instr, side, price, qty, open_delta, ref) -> int:
     row = find_position(rs, acct, instr)
     pos = open_buy = open_sell = 0
     if row >= 0:
-        p = rs[4]
+        p = rs.positions
         pos = p[row, r.P_POSITION]
         open_buy = p[row, r.P_OPEN_BUY]
         open_sell = p[row, r.P_OPEN_SELL]
@@ -315,7 +343,7 @@ def _limits_and_band(rs, acct, instr, side, price, qty, open_delta, ref) -> int:
         exposure = open_sell + open_delta - pos
     if exposure > a[acct, r.A_MAX_POSITION]:
         return RJ_LIMIT_POSITION
-    band = rs[6][r.G_BAND_BPS]
+    band = rs.globals[r.G_BAND_BPS]
     if band > 0 and ref > 0 and abs(price - ref) * BPS > band * ref:
         return RJ_OUTSIDE_PRICE_BAND
     return RJ_OK
@@ -331,7 +359,7 @@ def _cover(rs, acct, instr, side, need_value, need_units, now_ns) -> int:
         row = find_position(rs, acct, instr)
         free = 0
         if row >= 0:
-            free = rs[4][row, r.P_INVENTORY] - rs[4][row, r.P_INV_RESERVED]
+            free = rs.positions[row, r.P_INVENTORY] - rs.positions[row, r.P_INV_RESERVED]
         if free < need_units:
             return RJ_INSUFFICIENT_INVENTORY
     return RJ_OK
@@ -343,12 +371,13 @@ def check_new(rs, acct, instr, side, price, qty, ref, now_ns) -> int:
     code = _gate(rs, acct, instr)
     if code != RJ_OK:
         return code
-    if rs[0][acct, r.A_OPEN_ORDERS] >= rs[0][acct, r.A_MAX_OPEN]:
+    if rs.accounts[acct, r.A_OPEN_ORDERS] >= rs.accounts[acct, r.A_MAX_OPEN]:
         return RJ_LIMIT_OPEN_ORDERS
     code = _limits_and_band(rs, acct, instr, side, price, qty, qty, ref)
     if code != RJ_OK:
         return code
-    return _cover(rs, acct, instr, side, reserve_for(price, qty, rs[6][r.G_TAKER_BPS]), qty, now_ns)
+    need = reserve_for(price, qty, rs.globals[r.G_TAKER_BPS])
+    return _cover(rs, acct, instr, side, need, qty, now_ns)
 
 
 @njit(cache=True, inline="always")
@@ -364,7 +393,7 @@ def check_replace(
     code = _limits_and_band(rs, acct, instr, side, price, qty, new_leaves - old_leaves, ref)
     if code != RJ_OK:
         return code
-    taker = rs[6][r.G_TAKER_BPS]
+    taker = rs.globals[r.G_TAKER_BPS]
     need = reserve_for(price, new_leaves, taker) - reserve_for(old_price, old_leaves, taker)
     return _cover(rs, acct, instr, side, need, new_leaves - old_leaves, now_ns)
 
@@ -373,10 +402,10 @@ def check_replace(
 @njit(cache=True, inline="always")
 def _release(rs, acct, row, side, price, before, after) -> None:
     """An order's leaves went from ``before`` to ``after`` without trading."""
-    p = rs[4]
+    p = rs.positions
     if side == BUY:
-        taker = rs[6][r.G_TAKER_BPS]
-        rs[0][acct, r.A_RESERVED] -= reserve_for(price, before, taker) - reserve_for(
+        taker = rs.globals[r.G_TAKER_BPS]
+        rs.accounts[acct, r.A_RESERVED] -= reserve_for(price, before, taker) - reserve_for(
             price, after, taker
         )
         p[row, r.P_OPEN_BUY] -= before - after
@@ -384,7 +413,7 @@ def _release(rs, acct, row, side, price, before, after) -> None:
         p[row, r.P_INV_RESERVED] -= before - after
         p[row, r.P_OPEN_SELL] -= before - after
     if after == 0 and before > 0:
-        rs[0][acct, r.A_OPEN_ORDERS] -= 1
+        rs.accounts[acct, r.A_OPEN_ORDERS] -= 1
 
 
 @njit(cache=True, inline="always")
@@ -396,47 +425,47 @@ def _fill(rs, ev, e, taker_limit) -> None:
     q = ev[e, mc.E_QTY]
     leaves = ev[e, mc.E_LEAVES]
     maker = ev[e, mc.E_LIQUIDITY] == MAKER
-    g = rs[6]
+    g = rs.globals
     notional = price * q
     charged = fee(notional, g[r.G_MAKER_BPS] if maker else g[r.G_TAKER_BPS])
     ev[e, mc.E_REASON] = charged  # fills carry their fee in the reason column
     row = get_position(rs, acct, instr)
-    p = rs[4]
+    p = rs.positions
     limit = price if maker else taker_limit
     _release(rs, acct, row, side, limit, leaves + q, leaves)
-    rs[1][r.FEE_ACCOUNT, r.USDC] += charged
+    rs.balances[r.FEE_ACCOUNT, r.USDC] += charged
     if side == BUY:
-        rs[1][acct, r.USDC] -= notional + charged
+        rs.balances[acct, r.USDC] -= notional + charged
         p[row, r.P_POSITION] += q
         p[row, r.P_INVENTORY] += q
     else:
         p[row, r.P_POSITION] -= q
         p[row, r.P_INVENTORY] -= q
         p[row, r.P_RECEIVABLE] += notional - charged
-        rs[2][instr, r.I_ESCROW] += notional - charged
-    rs[2][instr, r.I_LAST_PRICE] = price
+        rs.instruments[instr, r.I_ESCROW] += notional - charged
+    rs.instruments[instr, r.I_LAST_PRICE] = price
 
 
 @njit(cache=True, inline="always")
 def _accepted(rs, acct, instr, side, price, qty) -> None:
     row = get_position(rs, acct, instr)
-    p = rs[4]
+    p = rs.positions
     if side == BUY:
-        rs[0][acct, r.A_RESERVED] += reserve_for(price, qty, rs[6][r.G_TAKER_BPS])
+        rs.accounts[acct, r.A_RESERVED] += reserve_for(price, qty, rs.globals[r.G_TAKER_BPS])
         p[row, r.P_OPEN_BUY] += qty
     else:
         p[row, r.P_INV_RESERVED] += qty
         p[row, r.P_OPEN_SELL] += qty
-    rs[0][acct, r.A_OPEN_ORDERS] += 1
+    rs.accounts[acct, r.A_OPEN_ORDERS] += 1
 
 
 @njit(cache=True, inline="always")
 def _replaced(rs, acct, instr, side, old_price, old_leaves, price, leaves) -> None:
     row = get_position(rs, acct, instr)
-    p = rs[4]
+    p = rs.positions
     if side == BUY:
-        taker = rs[6][r.G_TAKER_BPS]
-        rs[0][acct, r.A_RESERVED] += reserve_for(price, leaves, taker) - reserve_for(
+        taker = rs.globals[r.G_TAKER_BPS]
+        rs.accounts[acct, r.A_RESERVED] += reserve_for(price, leaves, taker) - reserve_for(
             old_price, old_leaves, taker
         )
         p[row, r.P_OPEN_BUY] += leaves - old_leaves
@@ -492,7 +521,7 @@ def needs_growth(rs, cmds, i) -> int:
     kind = cmds[i, mc.C_KIND]
     acct = cmds[i, mc.C_ACCOUNT]
     if kind == OPEN_ACCOUNT:
-        if acct >= rs[0].shape[0] and acct < (1 << 24):
+        if acct >= rs.accounts.shape[0] and acct < (1 << 24):
             return GROW_RISK_ACCOUNTS
         return 0
     if kind == NEW_ORDER or kind == REGISTER_CAPACITY:
@@ -551,7 +580,7 @@ def _asset_amount_code(rs, cmds, i) -> int:
     if not account_open(rs, cmds[i, mc.C_ACCOUNT]):
         return RJ_UNKNOWN_ACCOUNT
     k = cmds[i, mc.C_INSTRUMENT]
-    if k < 0 or k >= rs[3].shape[0]:
+    if k < 0 or k >= rs.assets.shape[0]:
         return RJ_UNKNOWN_ASSET
     amount = cmds[i, mc.C_QTY]
     if amount <= 0 or amount > MAX_AMOUNT:
@@ -565,9 +594,9 @@ def run_command(rs, cmds, i, ev, n, max_accounts):
     kind = cmds[i, mc.C_KIND]
     acct = cmds[i, mc.C_ACCOUNT]
     instr = cmds[i, mc.C_INSTRUMENT]
-    a = rs[0]
-    bal = rs[1]
-    g = rs[6]
+    a = rs.accounts
+    bal = rs.balances
+    g = rs.globals
     now_ns = g[r.G_NOW]
     if kind == OPEN_ACCOUNT:
         role = cmds[i, mc.C_SIDE]
@@ -602,7 +631,7 @@ def run_command(rs, cmds, i, ev, n, max_accounts):
             return reject_command(ev, n, cmds, i, RJ_INSUFFICIENT_BALANCE)
         value_lost = amount
         if instr != r.USDC:
-            assets = rs[3]
+            assets = rs.assets
             unit = usable_unit_value(assets, instr, now_ns)
             dec = assets[instr, r.K_DECIMALS]
             value_lost = token_value(bal[acct, instr], unit, dec) - token_value(
@@ -616,7 +645,7 @@ def run_command(rs, cmds, i, ev, n, max_accounts):
             ev, n, cmds, i, EV_WITHDRAWN, instr, acct, 0, 0, amount, bal[acct, instr], 0, ref, 0
         )
     if kind == SET_ORACLE_PRICE:
-        assets = rs[3]
+        assets = rs.assets
         if instr < 1 or instr >= assets.shape[0]:
             return reject_command(ev, n, cmds, i, RJ_UNKNOWN_ASSET)
         price = cmds[i, mc.C_PRICE]
@@ -659,7 +688,7 @@ def run_command(rs, cmds, i, ev, n, max_accounts):
             return reject_command(ev, n, cmds, i, RJ_UNKNOWN_ACCOUNT)
         if a[acct, r.A_ROLE] != PROVIDER:
             return reject_command(ev, n, cmds, i, RJ_NOT_A_PROVIDER)
-        ins = rs[2]
+        ins = rs.instruments
         if instr < 0 or instr >= ins.shape[0] or ins[instr, r.I_LISTED] == 0:
             return reject_command(ev, n, cmds, i, RJ_UNKNOWN_INSTRUMENT)
         status = ins[instr, r.I_STATUS]
@@ -667,11 +696,11 @@ def run_command(rs, cmds, i, ev, n, max_accounts):
             return reject_command(ev, n, cmds, i, RJ_INSTRUMENT_NOT_TRADING)
         units = cmds[i, mc.C_QTY]
         row = find_position(rs, acct, instr)
-        held = rs[4][row, r.P_INVENTORY] if row >= 0 else 0
+        held = rs.positions[row, r.P_INVENTORY] if row >= 0 else 0
         if units <= 0 or units > MAX_AMOUNT - held:
             return reject_command(ev, n, cmds, i, RJ_INVALID_AMOUNT)
         row = get_position(rs, acct, instr)
-        rs[4][row, r.P_INVENTORY] += units
+        rs.positions[row, r.P_INVENTORY] += units
         return _event(
             ev,
             n,
@@ -683,7 +712,7 @@ def run_command(rs, cmds, i, ev, n, max_accounts):
             0,
             0,
             units,
-            rs[4][row, r.P_INVENTORY],
+            rs.positions[row, r.P_INVENTORY],
             0,
             0,
             0,
@@ -730,7 +759,7 @@ def run_command(rs, cmds, i, ev, n, max_accounts):
             0,
         )
     if kind == SET_INSTRUMENT_STATUS:
-        ins = rs[2]
+        ins = rs.instruments
         if instr < 0 or instr >= ins.shape[0] or ins[instr, r.I_LISTED] == 0:
             return reject_command(ev, n, cmds, i, RJ_UNKNOWN_INSTRUMENT)
         new = cmds[i, mc.C_SIDE]

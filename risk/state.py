@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -18,12 +19,27 @@ from risk import codes as r
 from risk.config import RiskConfig
 from risk.kernel import rehash_positions
 
-ARRAY_NAMES = ("accounts", "balances", "instruments", "assets", "positions", "pmap", "globals")
+
+class RiskArrays(NamedTuple):
+    """The risk arrays as the kernels take them (``rs`` in ``risk.kernel``). A named tuple
+    of arrays compiles to a plain struct: ``rs.accounts`` costs what ``rs[0]`` did.
+    Row layouts are the ``risk.codes`` constants named in each comment."""
+
+    accounts: np.ndarray  # [account, A_*]
+    balances: np.ndarray  # [account, asset]: base units held
+    instruments: np.ndarray  # [instrument, I_*]
+    assets: np.ndarray  # [asset, K_*]
+    positions: np.ndarray  # [row, P_*]: one row per (account, instrument), found via pmap
+    pmap: np.ndarray  # (key, row + 1) pairs: open addressing on account << 20 | instrument
+    globals: np.ndarray  # [G_*]
+
+
+ARRAY_NAMES = RiskArrays._fields
 
 
 @dataclass
 class RiskState:
-    """The risk arrays; ``arrays`` is the tuple the kernel takes."""
+    """The risk arrays; ``arrays`` is what the kernel takes."""
 
     accounts: np.ndarray
     balances: np.ndarray
@@ -73,8 +89,8 @@ class RiskState:
         return state
 
     @property
-    def arrays(self) -> tuple[np.ndarray, ...]:
-        return tuple(getattr(self, name) for name in ARRAY_NAMES)
+    def arrays(self) -> RiskArrays:
+        return RiskArrays(*(getattr(self, name) for name in ARRAY_NAMES))
 
     # -- growth ------------------------------------------------------------------------------
 

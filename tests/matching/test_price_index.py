@@ -112,7 +112,7 @@ def test_chunks_are_reused_after_they_empty() -> None:
         oid += 1
         _run(books, rows)  # the buy sweeps all eight levels, emptying their chunks
         assert books[1].open_order_count() == 0
-    mem = books[1].state[0]  # the free list holds every chunk again
+    mem = books[1].state.mem  # the free list holds every chunk again
     free, n = int(mem[k.G_FREE_CHUNK]), 0
     chunks = k.arena_views(books[1].state)["chunks"]
     while free != k.EMPTY:

@@ -1911,7 +1911,7 @@ def test_restore_of_a_wide_book_sizes_the_pool_once_and_behaves_the_same() -> No
             )
     small = BookConfig(initial_orders=1, initial_accounts=1)
     restored = FastBook.restore(live.snapshot(), small)
-    assert int(restored.state[0][mk.H_ORDER_CAP]) >= live.open_order_count()
+    assert int(restored.state.mem[mk.H_ORDER_CAP]) >= live.open_order_count()
     assert restored.state_hash() == live.state_hash()
     for iid in (I1, I2):
         for side in (BUY, SELL):

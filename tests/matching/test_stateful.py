@@ -394,6 +394,21 @@ def check_book(book: OrderBook, model: EventModel) -> None:
         assert (o.leaves, o.shown) == (r[c.S_SHOWN] + r[c.S_HIDDEN], r[c.S_SHOWN])
         assert model.filled[r[c.S_ORDER_ID]] == r[c.S_FILLED], "fills reported != filled"
 
+    # One order by id, and an account's orders by id: the same rows as the snapshot.
+    assert isinstance(book, (FastBook, ReferenceBook))
+    rows = sorted(orders.tolist(), key=lambda r: r[c.S_ORDER_ID])
+    for r in rows:
+        found = book.order(r[c.S_ORDER_ID])
+        assert found is not None and found.tolist() == r
+    for gone in (0, -1, max(ids, default=0) + 1, *model.filled.keys() - set(ids)):
+        assert book.order(gone) is None
+    for acct in range(-1, ACCOUNTS + 1):
+        mine_all = [r for r in rows if r[c.S_ACCOUNT] == acct]
+        assert book.account_orders(acct).tolist() == mine_all
+        for iid in (*snap.specs[:, 0].tolist(), 99):
+            want = [r for r in mine_all if r[c.S_INSTRUMENT] == iid]
+            assert book.account_orders(acct, iid).tolist() == want
+
     for iid in snap.specs[:, 0].tolist():
         mine = orders[orders[:, c.S_INSTRUMENT] == iid]
         bids, asks = book.depth(iid, 1_000)

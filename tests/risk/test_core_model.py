@@ -10,6 +10,7 @@ reservations equal what the open orders require, nothing goes negative that must
 
 from __future__ import annotations
 
+import copy
 from collections import defaultdict
 
 import numpy as np
@@ -19,11 +20,13 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from exchange import commands as C
 from exchange.core import ExchangeCore
+from exchange.queries import OpenOrder
 from exchange.reference_core import ReferenceCore
 from matching import codes as mc
 from matching.codes import OrderType, Side, STPMode, TimeInForce
 from risk.codes import InstrumentState, RiskEventKind, Role
 from risk.config import RiskConfig
+from risk.reference import RiskModel
 
 SEC = 1_000_000_000
 T0 = 1_800_000_000 * SEC
@@ -228,7 +231,7 @@ class CoreMachine(RuleBasedStateMachine):
         opened: defaultdict[int, int] = defaultdict(int)
         sell: defaultdict[tuple[int, int], int] = defaultdict(int)
         buy: defaultdict[tuple[int, int], int] = defaultdict(int)
-        for o in self.ref.book._orders.values():
+        for o in map(OpenOrder.from_row, self.ref.book.snapshot().orders):
             opened[o.account] += 1
             if o.side == Side.BUY:
                 reserved[o.account] += model.reserve_for(o.price, o.leaves)
@@ -244,6 +247,37 @@ class CoreMachine(RuleBasedStateMachine):
             assert 0 <= p.inv_reserved <= p.inventory
 
     @invariant()
+    def queries_agree(self) -> None:
+        """The engine's queries read the compiled core; the reference core answers them
+        from its own dictionaries."""
+        for instr in (0, *INSTRUMENTS, 7):
+            assert self.fast.instrument_status(instr) == self.ref.instrument_status(instr)
+        for acct in (0, *ACCOUNTS, 9):
+            assert self.fast.reservations(acct) == self.ref.reservations(acct)
+            assert self.fast.account_orders(acct) == self.ref.account_orders(acct)
+            for instr in (*INSTRUMENTS, 7):
+                mine = self.fast.account_orders(acct, instr)
+                assert mine == self.ref.account_orders(acct, instr)
+                assert all(o.account == acct and o.instrument == instr for o in mine)
+        for oid in range(62):
+            assert self.fast.order(oid) == self.ref.order(oid)
+
+    @invariant()
+    def available_is_what_a_withdrawal_is_granted(self) -> None:
+        model = self.ref.risk
+        for acct in (0, *ACCOUNTS):
+            balances = self.fast.balances(acct)
+            assert balances is not None
+            assert [b.asset for b in balances] == list(range(len(CONFIG.assets)))
+            for b in balances:
+                assert b.total == model.balances[(acct, b.asset)]
+                assert b.reserved == max(b.total - b.available, 0) and b.available >= 0
+                if b.available:
+                    assert _granted(model, acct, b.asset, b.available, self.ref)
+                assert not _granted(model, acct, b.asset, b.available + 1, self.ref)
+        assert self.fast.balances(9) is None
+
+    @invariant()
     def nothing_negative(self) -> None:
         model = self.ref.risk
         balances = dict(model.balances)
@@ -253,6 +287,16 @@ class CoreMachine(RuleBasedStateMachine):
             elif acct == 0 or not any(balances.get((acct, j)) for j in range(1, 3)):
                 # without other collateral, USDC alone backs every reservation
                 assert v - model.accounts[acct].reserved >= 0
+
+
+def _granted(model: RiskModel, acct: int, asset: int, amount: int, core: ReferenceCore) -> bool:
+    """Whether the reference rules grant this withdrawal now (tried on a copy: a withdrawal
+    changes nothing but the balance)."""
+    trial = copy.copy(model)
+    trial.balances = defaultdict(int, model.balances)
+    row = C.rows([C.Withdraw(account=acct, asset=asset, amount=amount)], 1, model.now)[0]
+    event = trial.run_command(row.tolist(), core.book.config.max_accounts)
+    return event[mc.E_KIND] == RiskEventKind.WITHDRAWN
 
 
 CoreMachine.TestCase.settings = settings(
