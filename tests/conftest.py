@@ -21,10 +21,19 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
 from servers import RUN_PREFIX, delete_matching, embedded_redis, migrated_database
 
 from feeds import redis_conn
 from settlement import db
+
+# No example may fail for being slow: the machine may be loaded (DESIGN "Testing").
+settings.register_profile(
+    "cx",
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile("cx")
 
 
 @pytest.fixture(scope="session")
