@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -26,6 +29,33 @@ from servers import RUN_PREFIX, delete_matching, embedded_redis, migrated_databa
 
 from feeds import redis_conn
 from settlement import db
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Before the first test's timer starts (this wrapper runs outside pytest-timeout's):
+    compile the engine if the collected tests use it. A cold numba compile of the engine
+    takes minutes on a slow, loaded machine; it is not a hang and must not count as one."""
+    if "exchange.engine" in sys.modules:
+        _compile_the_engine()
+    yield
+
+
+_compiled: list[bool] = []
+
+
+def _compile_the_engine() -> None:
+    """Run one command through an engine: its kernels are compiled, or loaded from numba's
+    cache, once per session."""
+    if _compiled:
+        return
+    _compiled.append(True)
+    from exchange import commands as C
+    from exchange.engine import Engine
+
+    with tempfile.TemporaryDirectory() as d, Engine.open(Path(d)) as engine:
+        engine.submit(C.rows([C.AdvanceClock()]))
+
 
 # No example may fail for being slow: the machine may be loaded (DESIGN "Testing").
 settings.register_profile(
