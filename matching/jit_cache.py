@@ -161,8 +161,9 @@ class SourceClosureLocator(_SourceFileBackedLocatorMixin, _CacheLocator):
         if not os.path.exists(py_file) or not is_ours(py_file):
             return None  # not ours: numba's own locators
         subpath = cls.get_suitable_cache_subpath(py_file)
-        if config.CACHE_DIR:
-            bases = [os.path.join(config.CACHE_DIR, subpath)]
+        cache_dir = getattr(config, "CACHE_DIR", "")  # NUMBA_CACHE_DIR (set at numba's start)
+        if cache_dir:
+            bases = [os.path.join(cache_dir, subpath)]
         else:
             user = AppDirs(appname="numba", appauthor=False).user_cache_dir
             bases = [
@@ -181,8 +182,9 @@ class SourceClosureLocator(_SourceFileBackedLocatorMixin, _CacheLocator):
 
 def register() -> None:
     """Put ``SourceClosureLocator`` first among numba's locators (once)."""
-    if SourceClosureLocator not in CacheImpl._locator_classes:
-        CacheImpl._locator_classes.insert(0, SourceClosureLocator)
+    locators: list[Any] = CacheImpl._locator_classes
+    if SourceClosureLocator not in locators:
+        locators.insert(0, SourceClosureLocator)
 
 
 register()
