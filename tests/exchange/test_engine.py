@@ -204,6 +204,7 @@ def lines_of(child: subprocess.Popen[str], timeout: float) -> Iterator[str]:
         yield line
 
 
+@pytest.mark.timeout(600)  # the child loads the compiled engine, or compiles it when cold
 @pytest.mark.parametrize("seed", [11, 12, 13])
 def test_sigkill_at_a_random_point_loses_nothing_acknowledged(tmp_path: Path, seed: int) -> None:
     n, size = 12_000, 500
