@@ -293,7 +293,7 @@ async def test_connection_killed_between_rows_and_cursor(
             log, fresh_pg_url, writer=writer, max_rows=BATCH_ROWS, backoff=FAST_RETRY
         )
         task = asyncio.create_task(projector.catch_up())
-        await asyncio.wait_for(writer.paused.wait(), 20)
+        await asyncio.wait_for(writer.paused.wait(), 60)
         admin = await asyncpg.connect(fresh_pg_url)
         try:
             held = await admin.fetchval("SELECT last_seq FROM projection_cursors")
