@@ -44,6 +44,7 @@ from numba import carray, njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+import matching.jit_cache  # noqa: F401  (keys the numba cache on all inlined sources)
 from matching import codes as c
 from matching import hugepages
 

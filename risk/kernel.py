@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+import matching.jit_cache  # noqa: F401  (keys the numba cache on all inlined sources)
 from matching import codes as mc
 from matching import kernel as mk
 from risk import codes as r

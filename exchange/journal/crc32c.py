@@ -17,6 +17,8 @@ from collections.abc import Sequence
 import numpy as np
 from numba import njit
 
+import matching.jit_cache  # noqa: F401  (keys the numba cache on all inlined sources)
+
 POLY = 0x82F63B78  # Castagnoli polynomial 0x1EDC6F41, bit-reflected
 _MASK = 0xFFFFFFFF
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+import matching.jit_cache  # noqa: F401  (keys the numba cache on all inlined sources)
 from exchange.journal.crc32c import TABLES, crc32c
 from exchange.journal.framing import Frames, as_u8, frame_records, record_crcs
 from exchange.journal.layout import (

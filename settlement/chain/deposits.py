@@ -65,19 +65,28 @@ class Credit:
     reason: int
 
 
-_OBSERVE = """
+# Per vault address: what our own transfers not yet confirmed will bring into it.
+INFLOWS_IN_FLIGHT = """
+SELECT tr.destination, sum(tr.amount)::bigint AS amount
+FROM chain_transfers tr JOIN chain_txs t USING (tx_id)
+WHERE t.state IN ('pending', 'submitted', 'expired')
+GROUP BY tr.destination
+"""
+
+_OBSERVE = f"""
 SELECT v.address, v.account_id, v.asset_id, v.expected, v.deposits_seen,
        coalesce(f.amount, 0) AS inflight
 FROM chain_vaults v
-LEFT JOIN (
-    SELECT tr.destination, sum(tr.amount)::bigint AS amount
-    FROM chain_transfers tr JOIN chain_txs t USING (tx_id)
-    WHERE t.state IN ('pending', 'submitted', 'expired')
-    GROUP BY tr.destination
-) f ON f.destination = v.address
+LEFT JOIN ({INFLOWS_IN_FLIGHT}) f ON f.destination = v.address
 WHERE v.kind = 'account'
 ORDER BY v.address
 """
+
+
+def unrecognised_rise(balance: int, expected: int, inflight: int) -> int:
+    """What an account vault holds beyond our records and our own transfers in flight: a
+    deposit the watcher credits at its next poll (0 when there is none)."""
+    return max(0, balance - expected - inflight)
 
 
 class DepositWatcher:
@@ -146,7 +155,7 @@ class DepositWatcher:
         for r, balance in zip(rows, balances, strict=True):
             if balance is None:
                 continue
-            rise = balance - r["expected"] - r["inflight"]
+            rise = unrecognised_rise(balance, r["expected"], r["inflight"])
             if rise > 0:
                 # One Deposit carries at most what the engine accepts; a next poll sees the rest.
                 credit = await self._recognise(r, min(rise, MAX_DEPOSIT))

@@ -5,6 +5,9 @@ account's balance for the fee vault, the sum of the sellers' escrow for the escr
 corrected for what is on one side only because the two are written at different moments:
 
 - a deposit seen on chain whose Deposit is not in the ledger yet (+);
+- a deposit landed in an account vault that the deposit watcher has not recognised yet
+  (+, ``pending_deposit``): what the vault holds beyond our records (``expected``) and our
+  own transfers in flight into it, the very rise the watcher credits at its next poll;
 - a withdrawal debited in the ledger and not yet paid out on chain (+), or paid out and
   not yet in the ledger (-); a release puts it back in the ledger;
 - fills in the ledger not yet settled on chain, or settled and not yet in the ledger
@@ -34,6 +37,7 @@ from solders.pubkey import Pubkey
 from matching import codes as mc
 from risk.codes import FEE_ACCOUNT
 from settlement.chain.batches import CURSOR as CHAIN_CURSOR
+from settlement.chain.deposits import INFLOWS_IN_FLIGHT, unrecognised_rise
 from settlement.chain.engine_io import EventSource
 from settlement.chain.netting import VaultRef, net_fills
 from settlement.chain.rpc import ChainRpc
@@ -53,6 +57,7 @@ class VaultCheck:
     in_transit: int  # on one side only, for timing reasons (see the module docstring)
     records: int | None  # what our chain records expect (chain_vaults.expected)
     status: str = "ok"  # ok | mismatch | in_flight | missing | no_vault
+    pending_deposit: int = 0  # of in_transit: landed, not yet recognised by the watcher
 
     @property
     def difference(self) -> int:
@@ -74,6 +79,11 @@ class ReconcileReport:
         return [v for v in self.vaults if v.status not in ("ok", "in_flight")]
 
     @property
+    def pending_deposits(self) -> list[VaultCheck]:
+        """Vaults holding a deposit the watcher has not credited yet (not a difference)."""
+        return [v for v in self.vaults if v.pending_deposit]
+
+    @property
     def ok(self) -> bool:
         return not self.differences
 
@@ -90,6 +100,7 @@ class ReconcileReport:
             "vaults_checked": len(self.vaults),
             "differences": [one(v) for v in self.differences],
             "in_flight": [one(v) for v in self.vaults if v.status == "in_flight"],
+            "pending_deposits": [one(v) for v in self.pending_deposits],
             "notes": self.notes,
             "attempts": self.attempts,
         }
@@ -150,10 +161,7 @@ async def _snapshot(pool: asyncpg.Pool) -> _Snapshot:
         )
         ledger_seq = int(cursors.get(LEDGER_CURSOR, 0))
         chain_cursor = int(cursors.get(CHAIN_CURSOR, 0))
-        vaults = await conn.fetch(
-            "SELECT address, kind, account_id, asset_id, expected FROM chain_vaults"
-            " ORDER BY kind, asset_id, account_id"
-        )
+        vaults = await conn.fetch(_VAULTS)
         ledger: dict[VaultRef, int] = defaultdict(int)
         for r in await conn.fetch(
             "SELECT ledger_kind, account_id, asset_id, amount FROM balances"
@@ -209,6 +217,14 @@ async def _snapshot(pool: asyncpg.Pool) -> _Snapshot:
         activity,
     )
 
+
+_VAULTS = f"""
+SELECT v.address, v.kind, v.account_id, v.asset_id, v.expected,
+       coalesce(f.amount, 0) AS inflows_in_flight
+FROM chain_vaults v
+LEFT JOIN ({INFLOWS_IN_FLIGHT}) f ON f.destination = v.address
+ORDER BY v.kind, v.asset_id, v.account_id
+"""
 
 _WITHDRAWAL_EFFECTS = """
 SELECT v.address AS vault,
@@ -306,7 +322,11 @@ def _compare(
         )
         if onchain is None:
             check.status = "missing"
-        elif check.difference != 0:
+        elif v["kind"] == "account":
+            pending = unrecognised_rise(onchain, v["expected"], v["inflows_in_flight"])
+            check.pending_deposit = pending
+            check.in_transit += pending
+        if onchain is not None and check.difference != 0:
             flight = snap.in_flight.get(v["address"], 0)
             check.status = "in_flight" if flight and check.difference == flight else "mismatch"
         checks.append(check)

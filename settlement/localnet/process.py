@@ -7,6 +7,7 @@ keeps the exchange responsive; the interface is LocalSolana's.
 
 from __future__ import annotations
 
+import select
 import subprocess
 import sys
 from pathlib import Path
@@ -60,11 +61,20 @@ class LocalSolanaProcess:
         ]
         proc = subprocess.Popen(cmd, cwd=_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         assert proc.stdout is not None
-        line = proc.stdout.readline().decode().strip()
+        try:
+            # The child prints its URL once it serves; a child that hangs must not hang us.
+            ready, _, _ = select.select([proc.stdout], [], [], self.timeout)
+            line = proc.stdout.readline().decode().strip() if ready else ""
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
         if not line.startswith("http://"):
             proc.kill()
             proc.wait()
-            raise RuntimeError(f"local Solana node did not start (exit code {proc.poll()})")
+            raise RuntimeError(
+                f"local Solana node did not start within {self.timeout} s (exit code {proc.poll()})"
+            )
         self._proc, self._url = proc, line
         self.port = int(line.rsplit(":", 1)[1])
         return line

@@ -5,11 +5,15 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import queue
 import random
 import signal
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import pytest
@@ -184,26 +188,45 @@ def test_malformed_order_commands_are_rejected_even_when_prefetched(tmp_path: Pa
     assert result.state_hash == run_uninterrupted(batches(setup_rows(), 500) + [rows])[0]
 
 
+def lines_of(child: subprocess.Popen[str], timeout: float) -> Iterator[str]:
+    """The child's stdout lines as they come, each within ``timeout`` s of the one before
+    (read by a thread: a blocked readline cannot have a deadline)."""
+    assert child.stdout is not None
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read(out: IO[str]) -> None:
+        for line in out:
+            lines.put(line)
+        lines.put("")  # end of stream
+
+    threading.Thread(target=read, args=(child.stdout,), daemon=True).start()
+    while line := lines.get(timeout=timeout).strip():
+        yield line
+
+
+@pytest.mark.timeout(600)  # the child loads the compiled engine, or compiles it when cold
 @pytest.mark.parametrize("seed", [11, 12, 13])
 def test_sigkill_at_a_random_point_loses_nothing_acknowledged(tmp_path: Path, seed: int) -> None:
     n, size = 12_000, 500
-    env = {**os.environ, "PYTHONPATH": str(HERE)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), str(HERE.parents[1])])}
     child = subprocess.Popen(
         [sys.executable, str(HERE / "crash_child.py"), str(tmp_path), str(n), str(seed)],
         stdout=subprocess.PIPE,
         text=True,
         env=env,
     )
-    assert child.stdout is not None
     stop_after = random.Random(seed).randint(3, 20)
     acked = 0
-    for _ in range(stop_after):
-        line = child.stdout.readline().strip()
-        if not line or line == "done":
-            break
-        acked = int(line)
-    child.send_signal(signal.SIGKILL)
-    child.wait()
+    try:  # a cold start compiles the engine: minutes on a slow machine
+        for i, line in enumerate(lines_of(child, timeout=240), 1):
+            if line == "done":
+                break
+            acked = int(line)
+            if i == stop_after:
+                break
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(30)
     assert acked > 0
     with Engine.open(tmp_path) as engine:
         recovered_seq = engine.last_seq

@@ -369,14 +369,18 @@ def test_sigkill_loses_no_acknowledged_batch(tmp_path: Path) -> None:
     acked_max = 0
     for round_ in range(4):
         child = subprocess.Popen([sys.executable, "-c", CHILD, str(jdir), str(side)], env=env)
-        deadline = time.monotonic() + 20
-        while (not side.exists() or side.stat().st_size <= acked_max) and (
-            time.monotonic() < deadline
-        ):
-            time.sleep(0.01)  # let the child get past its start-up
-        time.sleep(rng.uniform(0.0, 0.3))
-        child.send_signal(signal.SIGKILL)
-        child.wait()
+        try:
+            # Let the child get past its start-up (imports, maybe a cold compile): until it
+            # acknowledges a batch of this round, with a deadline only so a bug cannot hang.
+            deadline = time.monotonic() + 240
+            while not side.exists() or side.stat().st_size <= acked_max:
+                assert child.poll() is None, f"seed {seed}: child exited ({child.returncode})"
+                assert time.monotonic() < deadline, f"seed {seed}: child acknowledged nothing"
+                time.sleep(0.01)
+            time.sleep(rng.uniform(0.0, 0.3))
+        finally:
+            child.send_signal(signal.SIGKILL)
+            child.wait(30)
         lines = side.read_text().split("\n")[:-1]  # a partial last line was never acked
         acked = [tuple(map(int, line.split())) for line in lines]
         with Journal.open(jdir) as j:

@@ -33,6 +33,7 @@ T0 = 1_800_000_000 * 1_000_000_000
 REF = 2_000_000
 TICKS = {1: 1_000, 2: 1_000, 3: 10_000}  # instrument 3 trades on a 0.01 tick
 ACCOUNTS = range(1, 9)
+WAIT_S = 60  # bound on each wait for the feed or a client: generous, so a slow machine passes
 
 
 class Clock:
@@ -194,7 +195,7 @@ async def run_flow(
 
 async def catch_up_and_compare(engine: Engine, feed: MarketDataFeed, clients) -> None:
     for client in clients:
-        await client.wait_for(feed.builder.books[client.instrument].seq)
+        await client.wait_for(feed.builder.books[client.instrument].seq, timeout=WAIT_S)
         bids, asks = client.levels()
         assert (bids, asks) == engine_levels(engine, client.instrument)
         assert client.checksum() == feed.builder.books[client.instrument].checksum()
@@ -278,7 +279,7 @@ async def test_a_dropped_update_triggers_a_resync(
     flow = Flow(11)
     client = BookClient(aredis, 1, keys=md_keys)
     await run_flow(engine, feed, flow, clock, 30)
-    await client.wait_for(feed.builder.books[1].seq)
+    await client.wait_for(feed.builder.books[1].seq, timeout=WAIT_S)
     at = client.seq
     await run_flow(engine, feed, flow, clock, 30)
     reply = await aredis.xread({md_keys.book(1): f"{at}-0"})
@@ -299,7 +300,7 @@ async def test_a_drifted_book_fails_its_checksum_and_resyncs(
     flow = Flow(12)
     client = BookClient(aredis, 2, keys=md_keys)
     await run_flow(engine, feed, flow, clock, 20)
-    await client.wait_for(feed.builder.books[2].seq)
+    await client.wait_for(feed.builder.books[2].seq, timeout=WAIT_S)
     client._set("999.999", "1", True)  # a phantom best bid no update will ever name
     await run_flow(engine, feed, flow, clock, 20)
     await catch_up_and_compare(engine, feed, [client])
@@ -330,15 +331,15 @@ async def test_follower_resumes_from_its_cursor_without_republishing(
         stop = asyncio.Event()
         with EventLog.open(engine.events_dir) as log:
             task = asyncio.create_task(follow(log, feed, stop=stop, max_rows=97))
-            async with asyncio.timeout(20):
+            async with asyncio.timeout(WAIT_S):
                 while feed.published < seq:
                     await asyncio.sleep(0.01)
             stop.set()
-            await task
+            await asyncio.wait_for(task, WAIT_S)
         return feed
 
     first = await run_feed_until(engine.last_seq)
-    await client.wait_for(first.builder.books[1].seq)
+    await client.wait_for(first.builder.books[1].seq, timeout=WAIT_S)
     assert client.levels() == engine_levels(engine, 1)
     stream_len = await aredis.xlen(md_keys.book(1))
 
@@ -348,7 +349,7 @@ async def test_follower_resumes_from_its_cursor_without_republishing(
     new_updates = sum(second.builder.books[i].seq - first.builder.books[i].seq for i in TICKS)
     assert second.updates_published == new_updates > 0
     assert await aredis.xlen(md_keys.book(1)) > stream_len
-    await client.wait_for(second.builder.books[1].seq)
+    await client.wait_for(second.builder.books[1].seq, timeout=WAIT_S)
     assert client.levels() == engine_levels(engine, 1)
     assert (client.gaps, client.mismatches, client.snapshots) == (0, 0, 1)
     assert int(await aredis.get(md_keys.cursor)) == engine.last_seq
@@ -381,11 +382,11 @@ async def test_clients_join_while_the_feed_publishes(
                 clients.append(BookClient(aredis, 1 + i % 3, keys=md_keys))
             for client in clients:
                 await client.poll()
-        async with asyncio.timeout(20):
+        async with asyncio.timeout(WAIT_S):
             while feed.published < engine.last_seq:
                 await asyncio.sleep(0.01)
         stop.set()
-        await task
+        await asyncio.wait_for(task, WAIT_S)
     await catch_up_and_compare(engine, feed, clients)
     assert len(clients) == 10
     assert all(c.gaps == 0 and c.mismatches == 0 and c.snapshots == 1 for c in clients)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import pytest
 from bookkit import assert_same_events, spec
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -737,7 +738,8 @@ class BookComparison(RuleBasedStateMachine):
                 assert roundtrip(book, cls).state_hash() == want
 
 
-TestBookComparison = BookComparison.TestCase
+# 150 runs of 80 steps: a minute here, several on a slow, loaded machine.
+TestBookComparison = pytest.mark.timeout(900)(BookComparison.TestCase)
 TestBookComparison.settings = settings(
     max_examples=150,
     stateful_step_count=80,

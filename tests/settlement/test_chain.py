@@ -141,8 +141,9 @@ async def fund(e: Env, account: int, amount: int) -> None:
 
 async def logged_events(e: Env) -> np.ndarray:
     """Every event row, once the event log has caught up with the engine."""
-    while e.events.last_seq < e.engine.last_seq:
-        await asyncio.sleep(0.005)
+    async with asyncio.timeout(60):
+        while e.events.last_seq < e.engine.last_seq:
+            await asyncio.sleep(0.005)
     return e.events.read_after(0, 10**7)
 
 
@@ -497,6 +498,52 @@ async def test_reconciliation_finds_a_difference_injected_on_chain(
     assert "1 DIFFERENCE(S)" in text and str(escrow) in text and "+1234" in text
 
 
+async def test_a_deposit_landed_before_the_watcher_credits_it_is_pending_not_a_mismatch(
+    env: Env,
+) -> None:
+    """Right after start the demo buyer's deposit is on chain and the watcher has not polled
+    yet: reconciliation reports it as a pending deposit (in transit), not as a difference.
+    A real difference next to it is still reported as one."""
+    from settlement.projector import LedgerProjector
+
+    e = env
+    await market(e, [7], [8])
+    await fund(e, 7, 100_000_000)
+    await LedgerProjector(e.events, e.pg_url).catch_up()
+    assert (await e.cs.reconcile()).ok
+
+    await mint_to(e.cs.ctx, USDC, vault(e, 7), 10**12)  # landed; the watcher has not looked
+    report = await e.cs.reconcile()
+    assert report.ok and report.differences == []
+    (check,) = report.pending_deposits
+    assert (check.account, check.asset, check.onchain, check.ledger) == (
+        7, USDC, 10**12 + 100_000_000, 100_000_000,
+    )  # fmt: skip
+    assert (check.pending_deposit, check.in_transit, check.status) == (10**12, 10**12, "ok")
+    out = report.to_dict()
+    assert out["ok"] is True
+    assert [(d["account"], d["pending_deposit"]) for d in out["pending_deposits"]] == [(7, 10**12)]
+
+    # A real difference beside it: account 8 credited in the engine with no chain deposit.
+    e.engine.submit(C.rows([C.Deposit(8, USDC, 5_000_000, ref=99)]))
+    await LedgerProjector(e.events, e.pg_url).catch_up()
+    report = await e.cs.reconcile()
+    assert not report.ok
+    assert [(d.account, d.difference, d.status) for d in report.differences] == [
+        (8, -5_000_000, "mismatch")
+    ]
+    assert [v.account for v in report.pending_deposits] == [7]  # still pending, not a mismatch
+
+    # The watcher credits the deposit, the ledger follows: nothing pending any more.
+    credits = await e.cs.deposits.poll()
+    assert [(c.account, c.amount, c.credited) for c in credits] == [(7, 10**12, True)]
+    await LedgerProjector(e.events, e.pg_url).catch_up()
+    report = await e.cs.reconcile()
+    assert report.pending_deposits == []
+    assert [(d.account, d.difference) for d in report.differences] == [(8, -5_000_000)]
+    assert engine_balance(e, 7) == 10**12 + 100_000_000
+
+
 # -- RPC failures ----------------------------------------------------------------------------------
 
 
@@ -510,8 +557,9 @@ async def test_rpc_outage_is_retried_and_nothing_is_lost(env: Env) -> None:
     e.node.stop()
     before = e.cs.rpc.retries
     task = asyncio.create_task(e.cs.settle(timeout=60))
-    while e.cs.rpc.retries < before + 3 and not task.done():  # retrying with backoff
-        await asyncio.sleep(0.05)
+    async with asyncio.timeout(60):
+        while e.cs.rpc.retries < before + 3 and not task.done():  # retrying with backoff
+            await asyncio.sleep(0.05)
     assert not task.done(), task.exception()
     e.node = LocalSolana(e.tmp / "chain", port=port)
     e.node.start()
@@ -547,7 +595,8 @@ async def test_unreachable_node_gives_up_after_the_retry_budget(env: Env) -> Non
 
 async def until(condition, what: str) -> None:
     """Wait for ``condition()`` (async); a generous bound only so a bug cannot hang the run."""
-    for _ in range(2000):
+    deadline = asyncio.get_running_loop().time() + 120
+    while asyncio.get_running_loop().time() < deadline:
         if await condition():
             return
         await asyncio.sleep(0.02)
@@ -614,6 +663,6 @@ async def test_run_loop_credits_settles_and_reconciles(env: Env) -> None:
         await until(reconciled, "a reconciliation after the settlement agrees")
     finally:
         stop.set()
-        await loop
+        await asyncio.wait_for(loop, 60)
     (onchain,) = await chain_balances(e, [VaultRef.of_account(7)])
     assert onchain == engine_balance(e, 7) < 80_000_000

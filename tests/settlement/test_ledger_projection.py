@@ -240,30 +240,43 @@ async def test_killed_projector_resumes_to_the_same_ledger(
     fresh_pg_url: str, reference: dict, ledger_run: tuple[Path, EngineMoney]
 ) -> None:
     """The projector task is cancelled, then started again, over and over: once while it
-    holds a batch's rows uncommitted, then at random moments. Nothing is applied twice,
-    nothing is skipped."""
+    holds a batch's rows uncommitted, then at random moments 0-20 ms after it connects.
+    Every fourth restart is cancelled only once the cursor has moved, so the run reaches the
+    end on a machine too slow to commit anything within 20 ms. Nothing is applied
+    twice, nothing is skipped."""
     events_dir, engine = ledger_run
     rng = random.Random(5)
     cursors = []
-    with EventLog.open(events_dir) as log:
-        writer = PausingWriter(pause_at=2)
-        projector = LedgerProjector(log, fresh_pg_url, writer=writer, max_rows=500)
-        task = asyncio.create_task(projector.run())
-        await asyncio.wait_for(writer.paused.wait(), 20)
-        assert projector._conn is not None and projector._conn.is_in_transaction()
-        task.cancel()  # the second batch's rows are written, its cursor not yet moved
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        cursors.append(projector.stats.cursor)
-        while cursors[-1] < engine.last_seq:
-            projector = LedgerProjector(log, fresh_pg_url, max_rows=500)
+    restarts = 0
+    async with asyncio.timeout(240):  # a few dozen batches: a bound far above a slow run
+        with EventLog.open(events_dir) as log:
+            writer = PausingWriter(pause_at=2)
+            projector = LedgerProjector(log, fresh_pg_url, writer=writer, max_rows=500)
             task = asyncio.create_task(projector.run())
-            await _wait_for(lambda p=projector: p._conn is not None)
-            await asyncio.sleep(rng.uniform(0.0, 0.02))
-            task.cancel()
+            await asyncio.wait_for(writer.paused.wait(), 60)
+            assert projector._conn is not None and projector._conn.is_in_transaction()
+            task.cancel()  # the second batch's rows are written, its cursor not yet moved
             with pytest.raises(asyncio.CancelledError):
                 await task
             cursors.append(projector.stats.cursor)
+            while cursors[-1] < engine.last_seq:
+                restarts += 1
+                projector = LedgerProjector(log, fresh_pg_url, max_rows=500)
+                task = asyncio.create_task(projector.run())
+                if restarts % 4 == 0:  # progress, however slow the machine: a cursor move
+                    await _wait_for(
+                        lambda p=projector, t=task, c=cursors[-1]: p.stats.cursor > c or t.done(),
+                        timeout=60,
+                    )
+                else:
+                    await _wait_for(
+                        lambda p=projector, t=task: p._conn is not None or t.done(), timeout=60
+                    )
+                    await asyncio.sleep(rng.uniform(0.0, 0.02))
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+                cursors.append(projector.stats.cursor)
     assert len(set(cursors)) > 5  # it was stopped at many places
     assert await ledger_db.dump(fresh_pg_url) == reference
 
@@ -280,7 +293,7 @@ async def test_connection_killed_between_rows_and_cursor(
             log, fresh_pg_url, writer=writer, max_rows=BATCH_ROWS, backoff=FAST_RETRY
         )
         task = asyncio.create_task(projector.catch_up())
-        await asyncio.wait_for(writer.paused.wait(), 20)
+        await asyncio.wait_for(writer.paused.wait(), 60)
         admin = await asyncpg.connect(fresh_pg_url)
         try:
             held = await admin.fetchval("SELECT last_seq FROM projection_cursors")
@@ -348,14 +361,18 @@ async def test_postgres_away_then_back_nothing_lost(
         )
         stop = asyncio.Event()
         task = asyncio.create_task(projector.run(stop))
-        await _wait_for(lambda: projector.stats.retries >= 3)
-        away = projector.lag()
-        await proxy.start()
-        await _wait_for(lambda: projector.stats.cursor == engine.last_seq)
-        caught_up = projector.lag()
-        stop.set()
-        await asyncio.wait_for(task, 10)
-        await proxy.stop()
+        try:
+            await _wait_for(lambda: projector.stats.retries >= 3, timeout=60)
+            away = projector.lag()
+            await proxy.start()
+            await _wait_for(lambda: projector.stats.cursor == engine.last_seq, timeout=120)
+            caught_up = projector.lag()
+            stop.set()
+            await asyncio.wait_for(task, 30)
+        finally:
+            task.cancel()  # a no-op once it has stopped
+            await asyncio.gather(task, return_exceptions=True)
+            await proxy.stop()
     assert away.seqs == engine.last_seq and away.seconds > 0
     assert caught_up.seqs == 0 and caught_up.seconds == 0
     assert projector.stats.retries >= 4  # refused three times, then the dropped connection
