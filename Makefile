@@ -16,8 +16,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(VENV)/bin/cx serve --demo-traffic
 
-test: $(STAMP)
-	$(VENV)/bin/ruff check .
+test: lint
 	$(PY) -m pytest -p no:pytest_anchorpy tests
 
 bench: $(STAMP)
@@ -35,6 +34,7 @@ bench-quick: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .

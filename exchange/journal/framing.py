@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+import matching.jit_cache  # noqa: F401  (keys the numba cache on all inlined sources)
 from exchange.journal.crc32c import TABLES, crc_step, crc_update
 from exchange.journal.layout import HEAD, HEADER_SIZE, KIND_DATA, KIND_TRAILER, MAGIC, VERSION
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from numba import njit
 
+import matching.jit_cache  # noqa: F401  (keys the numba cache on all inlined sources)
 from exchange.journal.framing import M0, M1, i64_at, record_crc_ok, record_end, u32_at
 from exchange.journal.layout import HEADER_SIZE, KIND_TRAILER, TRAILER, VERSION
 

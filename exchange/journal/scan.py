@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from numba import njit
 
+import matching.jit_cache  # noqa: F401  (keys the numba cache on all inlined sources)
 from exchange.journal.crc32c import TABLES
 from exchange.journal.framing import Frames, as_u8, frame_records, u32_at
 from exchange.journal.layout import (

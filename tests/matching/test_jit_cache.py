@@ -87,3 +87,18 @@ def test_numba_cache_dir_is_honoured(tmp_path: Path) -> None:
     assert run(src, NUMBA_CACHE_DIR=str(cache)) == {"f": 16, "hits": 1}
     assert list(cache.rglob("numba-*/a.f-*.nbi"))
     assert not list(src.rglob("*.nbi"))
+
+
+def test_every_module_with_cached_kernels_registers_the_locator() -> None:
+    """A cached kernel decorated before ``matching.jit_cache`` is imported would be keyed on
+    its own file only (stale when an inlined source changes): each such module imports it."""
+    root = Path(__file__).resolve().parents[2]
+    missing = [
+        str(path.relative_to(root))
+        for package in ("matching", "risk", "exchange", "settlement", "feeds")
+        for path in sorted((root / package).rglob("*.py"))
+        if "cache=True" in path.read_text()
+        and path.name != "jit_cache.py"
+        and "import matching.jit_cache" not in path.read_text()
+    ]
+    assert missing == []
