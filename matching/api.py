@@ -53,6 +53,15 @@ class OrderBook(ABC):
     def open_order_count(self) -> int:
         """Resting orders across all instruments."""
 
+    @abstractmethod
+    def order(self, order_id: int) -> np.ndarray | None:
+        """The resting order ``order_id`` as a snapshot row (``S_*`` columns), or None."""
+
+    @abstractmethod
+    def account_orders(self, account: int, instrument: int = -1) -> np.ndarray:
+        """``account``'s resting orders (on ``instrument``, or all for -1) as snapshot rows,
+        in ascending order id."""
+
     # --- written once for both -------------------------------------------------------
     @classmethod
     def restore(cls, snapshot: BookSnapshot, config: BookConfig | None = None) -> Self:

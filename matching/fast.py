@@ -164,13 +164,10 @@ class FastBook(OrderBook):
         return int(self._mem[k.G_LIVE])
 
     def order(self, order_id: int) -> np.ndarray | None:
-        """The resting order ``order_id`` as a snapshot row (``S_*`` columns), or None."""
         row = k.order_row(self.state, np.int64(order_id))
         return row if len(row) else None
 
     def account_orders(self, account: int, instrument: int = -1) -> np.ndarray:
-        """``account``'s resting orders (on ``instrument``, or all for -1) as snapshot rows,
-        in ascending order id."""
         return k.account_order_rows(self.state, np.int64(account), np.int64(instrument))
 
     # --- growth ------------------------------------------------------------------------

@@ -186,13 +186,10 @@ class ReferenceBook(OrderBook):
         return len(self._orders)
 
     def order(self, order_id: int) -> np.ndarray | None:
-        """The resting order ``order_id`` as a snapshot row (``S_*`` columns), or None."""
         o = self._orders.get(order_id)
         return None if o is None else np.array(_snapshot_row(o), dtype=np.int64)
 
     def account_orders(self, account: int, instrument: int = -1) -> np.ndarray:
-        """``account``'s resting orders (on ``instrument``, or all for -1) as snapshot rows,
-        in ascending order id."""
         mine = self._by_account.get(account, {})
         ids = sorted(i for i, o in mine.items() if instrument in (-1, o.instrument))
         rows = [_snapshot_row(mine[i]) for i in ids]

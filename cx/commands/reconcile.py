@@ -24,11 +24,13 @@ HELP = "compare on-chain vault balances with the ledger (read-only)"
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", help="database URL (default: CX_DATABASE_URL, local, embedded)")
-    parser.add_argument("--data-dir", default="var/pg", help="embedded Postgres data directory")
+    parser.add_argument(
+        "--data-dir", help="embedded Postgres data directory (default: <engine data dir>/pg)"
+    )
     parser.add_argument("--rpc-url", help="Solana JSON-RPC URL (default: CX_SOLANA_RPC_URL)")
     parser.add_argument("--local-state", help="start the embedded Solana runtime from this state")
     parser.add_argument(
-        "--events", default="var/shard0/events", help="the engine's event log directory"
+        "--events", help="the engine's event log directory (default: what cx serve writes)"
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
@@ -61,7 +63,8 @@ async def _check(args: argparse.Namespace, settings: Settings):
     from settlement.chain.reconcile import reconcile
     from settlement.chain.rpc import Backoff, ChainRpc
 
-    url = db.resolve_url(args.data_dir, settings.database.configured_url())
+    data_dir = args.data_dir or settings.engine.data_dir / "pg"
+    url = db.resolve_url(data_dir, settings.database.configured_url())
     rpc_url = settings.solana.rpc_url
     node = None
     if rpc_url is None:
@@ -71,7 +74,7 @@ async def _check(args: argparse.Namespace, settings: Settings):
 
         node = LocalSolana(args.local_state)
         rpc_url = node.start()
-    events = _events(Path(args.events))
+    events = _events(Path(args.events or settings.engine.engine_dir / "events"))
     pool = await db.create_pool(url)
     rpc = ChainRpc(rpc_url, backoff=Backoff(retry_for=10.0))
     try:
@@ -99,12 +102,16 @@ def _print(report) -> None:
         f"reconcile {report.checked_at}: {state}; {len(report.vaults)} vaults, "
         f"ledger at seq {report.ledger_seq}, settled to seq {report.settled_seq}"
     )
-    for v in report.differences + [v for v in report.vaults if v.status == "in_flight"]:
+    shown = report.differences + [v for v in report.vaults if v.status == "in_flight"]
+    shown += [v for v in report.pending_deposits if v not in shown]
+    for v in shown:
+        pending = f"  (landed, not yet credited: {v.pending_deposit})" if v.pending_deposit else ""
         who = v.kind if v.account is None else f"account {v.account}"
         print(
             f"  {v.status:9} {who:>16} asset {v.asset}  {v.address or '-'}"
             f"  chain {v.onchain if v.onchain is not None else '-'}"
             f"  ledger {v.ledger}  in transit {v.in_transit}  difference {v.difference:+d}"
+            f"{pending}"
         )
     for note in report.notes:
         print(f"  note: {note}")

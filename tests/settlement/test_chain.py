@@ -525,7 +525,7 @@ async def test_a_deposit_landed_before_the_watcher_credits_it_is_pending_not_a_m
     assert [(d["account"], d["pending_deposit"]) for d in out["pending_deposits"]] == [(7, 10**12)]
 
     # A real difference beside it: account 8 credited in the engine with no chain deposit.
-    e.engine.submit(C.rows([C.Deposit(8, USDC, 5_000_000, ref=99)]))
+    e.engine.submit(C.rows([C.Deposit(account=8, asset=USDC, amount=5_000_000, ref=99)]))
     await LedgerProjector(e.events, e.pg_url).catch_up()
     report = await e.cs.reconcile()
     assert not report.ok
