@@ -1,8 +1,8 @@
 """numba kernels of the fast order book: every book, order and level lives in one int64 array.
 
-All compiled code sits in this one module on purpose: numba's on-disk cache only
-notices edits to the file a function is defined in, so splitting the kernels would let
-a stale cache survive a change to a helper.
+The book's compiled code sits in this one module. numba's on-disk cache keys a kernel on
+its own file only; ``matching.jit_cache`` (imported below) widens the key to every source
+a kernel compiles in, so the kernels may be split when that helps reading them.
 
 Why one array: numba passes each array argument as a wide descriptor and reference-counts
 it at call boundaries; with a dozen pools that cost more than the matching itself. So all

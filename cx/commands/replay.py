@@ -2,9 +2,10 @@
 
 The state hash covers every book and every risk array after the last command; the
 event-stream hash covers every event the core produced, in order. Two runs of the same
-journal print the same pair: that is the exchange's determinism, checked. The journal is
-opened like the engine opens it (a torn tail is cut, corruption refuses), so stop the
-engine first. Exit code 0, or 1 if the journal cannot be read.
+journal print the same pair: that is the exchange's determinism, checked. Replay takes no
+lock and writes nothing: it checks the journal as it reads it (CRCs, sequence, hash chain),
+stops where recovery would cut a torn tail, and so can replay a running engine's journal up
+to its last complete batch. Exit code 0, or 1 if the journal cannot be read.
 """
 
 from __future__ import annotations
