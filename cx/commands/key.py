@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from cx.settings import Settings
-    from gateway.auth.keys import ApiKey, CreatedKey, KeyStore
+    from gateway.auth.keys import ApiKey, CreatedKey, KeyKind, KeyStore
 
 HELP = "API keys: create, list, disable, rotate"
 
@@ -29,7 +29,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="key_action", metavar="ACTION", required=True)
     create = actions.add_parser("create", help="create a key for an account")
     create.add_argument("account", type=int, metavar="ACCOUNT")
-    create.add_argument("--scopes", required=True, help="comma separated: read,trade,withdraw,admin")
+    create.add_argument(
+        "--scopes", required=True, help="comma separated: read,trade,withdraw,admin"
+    )
     kind = create.add_mutually_exclusive_group(required=True)
     kind.add_argument("--ed25519-public-key", type=Path, metavar="FILE")
     kind.add_argument("--hmac", action="store_true", help="generate an HMAC secret (shown once)")
@@ -133,7 +135,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             print(f"disabled {_show(await store.disable(args.key_id))}")
         else:
             public = _read_key_file(args.ed25519_public_key)
-            kind = "ed25519" if public is not None else ("hmac" if args.hmac else None)
+            kind: KeyKind | None = (
+                "ed25519" if public is not None else ("hmac" if args.hmac else None)
+            )
             _print_created(await store.rotate(args.key_id, kind=kind, public_key=public))
 
     async def main() -> None:

@@ -83,8 +83,10 @@ async def send(
 
 
 def refused(result: Verification, code: GatewayReject) -> bool:
-    return result.reject is code and result.key is None and result.reason.startswith(
-        GATEWAY_REJECT_REASONS[code]
+    return (
+        result.reject is code
+        and result.key is None
+        and result.reason.startswith(GATEWAY_REJECT_REASONS[code])
     )
 
 
@@ -163,9 +165,7 @@ async def test_every_refusal(env: dict[str, Any]) -> None:
     assert (await send(verifier, signer, ip=ip, ts=NOW_MS - 5_000)).ok
     assert (await send(verifier, signer, ip=ip, ts=NOW_MS + 5_000)).ok
     await store.disable(key.key_id)
-    assert refused(
-        await send(verifier, signer, ip=ip, ts=NOW_MS + 1), GatewayReject.KEY_DISABLED
-    )
+    assert refused(await send(verifier, signer, ip=ip, ts=NOW_MS + 1), GatewayReject.KEY_DISABLED)
 
 
 async def test_an_hmac_key_under_another_master_key_is_a_bad_signature(
