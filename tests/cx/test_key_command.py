@@ -69,6 +69,12 @@ def test_create_list_rotate_disable(
     assert f"rotated_from={hmac_id}" in rotated[0] and rotated[1].startswith("secret ")
     new_id = rotated[0].split()[1]
 
+    bad = tmp_path / "bad.pub"
+    bad.write_text("not a key")
+    assert main(["key", "rotate", new_id, "--ed25519-public-key", str(bad)]) == 2
+    assert "Ed25519 public key" in capsys.readouterr().err
+    assert len(rows(cli)) == 3  # the refused rotation wrote nothing, new_id is still active
+
     assert main(["key", "disable", new_id]) == 0
     assert capsys.readouterr().out.startswith(f"disabled {new_id}")
     states = {r["key_id"]: r["disabled_at"] is not None for r in rows(cli)}

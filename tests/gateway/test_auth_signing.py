@@ -39,6 +39,8 @@ async def env(fresh_pg_url: str, redis_url: str) -> AsyncIterator[dict[str, Any]
             "conn": conn,
             "store": store,
             "verifier": RequestVerifier(store, client, window_ms=5_000, replay_prefix=prefix),
+            "redis": client,
+            "prefix": prefix,
         }
     finally:
         await client.aclose()
@@ -98,6 +100,7 @@ def test_gateway_reject_codes_are_in_the_reserved_range_with_reasons() -> None:
 async def test_both_kinds_accepted_then_the_replay_refused(env: dict[str, Any]) -> None:
     store: KeyStore = env["store"]
     verifier: RequestVerifier = env["verifier"]
+    prefix = env["prefix"]
     seed, public = ed25519()
     ed_key = (await store.create_ed25519(1, public, (Scope.TRADE,))).key
     hm = await store.create_hmac(1, (Scope.READ,))
@@ -109,6 +112,9 @@ async def test_both_kinds_accepted_then_the_replay_refused(env: dict[str, Any]) 
         ok = await send(verifier, signer)
         assert ok.ok and ok.key is not None and ok.key.key_id == key.key_id
         assert refused(await send(verifier, signer), GatewayReject.REPLAYED_SIGNATURE)
+        # remembered for twice the window: as long as the timestamp check would let it pass
+        ttls = [await env["redis"].pttl(k) async for k in env["redis"].scan_iter(f"{prefix}:*")]
+        assert ttls and all(0 < t <= 10_000 for t in ttls)
         # a new timestamp is a new signature: accepted
         assert (await send(verifier, signer, ts=NOW_MS + 1)).ok
 
