@@ -42,6 +42,7 @@ SUBCOMMANDS: dict[str, str] = {
     "reconcile": "cx.commands.reconcile",
     "serve": "cx.commands.serve",
     "config": "cx.commands.config",
+    "key": "cx.commands.key",
 }
 
 

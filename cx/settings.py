@@ -72,6 +72,8 @@ FLAT_ENV: dict[str, tuple[str, str]] = {
     "CX_HOST": ("gateway", "host"),
     "CX_PORT": ("gateway", "port"),
     "CX_REDIS_PREFIX": ("gateway", "redis_prefix"),
+    "CX_KEY_ENCRYPTION_KEY": ("gateway", "key_encryption_key"),
+    "CX_SIGNATURE_WINDOW_MS": ("gateway", "signature_window_ms"),
     "CX_DEMO_TRAFFIC": ("demo", "traffic"),
 }
 # ``CX_RISK`` (the whole risk section as JSON) is the ``CX_<SECTION>`` form, documented too.

@@ -142,3 +142,28 @@ def reason(code: int) -> str:
         return REJECT_REASONS[RejectCode(code)]
     except (ValueError, KeyError):
         return f"unknown reject code {code}"
+
+
+class GatewayReject(IntEnum):
+    """Why the gateway refused a request before it became a command (range 64-95)."""
+
+    UNKNOWN_KEY = 64
+    KEY_DISABLED = 65
+    KEY_EXPIRED = 66
+    IP_NOT_ALLOWED = 67
+    TIMESTAMP_OUTSIDE_WINDOW = 68
+    BAD_SIGNATURE = 69
+    REPLAYED_SIGNATURE = 70
+    MISSING_SCOPE = 71
+
+
+GATEWAY_REJECT_REASONS: dict[GatewayReject, str] = {
+    GatewayReject.UNKNOWN_KEY: "unknown API key",
+    GatewayReject.KEY_DISABLED: "the API key is disabled",
+    GatewayReject.KEY_EXPIRED: "the API key has expired",
+    GatewayReject.IP_NOT_ALLOWED: "the API key may not be used from this address",
+    GatewayReject.TIMESTAMP_OUTSIDE_WINDOW: "the request timestamp is outside the allowed window",
+    GatewayReject.BAD_SIGNATURE: "the signature does not match the request",
+    GatewayReject.REPLAYED_SIGNATURE: "this signed request was already received",
+    GatewayReject.MISSING_SCOPE: "the API key lacks the scope this request needs",
+}

@@ -19,9 +19,10 @@ ALLOWED: dict[str, set[str]] = {
     "settlement": CORE,
     "feeds": CORE,
     "gateway": CORE | {"settlement", "feeds"},
-    "bots": CORE,
+    "sdk": set(),
+    "bots": CORE | {"sdk"},
     "benchmarks": CORE | {"settlement", "feeds"},
-    "cx": CORE | {"settlement", "feeds", "gateway", "bots"},
+    "cx": CORE | {"settlement", "feeds", "gateway", "bots", "sdk"},
 }
 
 

@@ -64,6 +64,8 @@ def _every_variable(tmp_path: Path) -> dict[str, tuple[str, tuple[str, ...], Any
         "CX_HOST": ("0.0.0.0", ("gateway", "host"), None),
         "CX_PORT": ("9100", ("gateway", "port"), 9100),
         "CX_REDIS_PREFIX": ("cx:test", ("gateway", "redis_prefix"), None),
+        "CX_KEY_ENCRYPTION_KEY": ("A" * 43 + "=", ("gateway", "key_encryption_key"), None),
+        "CX_SIGNATURE_WINDOW_MS": ("2500", ("gateway", "signature_window_ms"), 2500),
         "CX_DEMO_TRAFFIC": ("true", ("demo", "traffic"), True),
         "CX_RISK": ('{"taker_fee_bps": 25}', ("risk", "taker_fee_bps"), 25),
     }

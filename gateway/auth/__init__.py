@@ -1,0 +1,1 @@
+"""API keys and signed requests: the key store, secret encryption and verification."""

@@ -1,0 +1,1 @@
+"""The CX Python client, installable alone: it imports nothing of the server."""
