@@ -16,6 +16,7 @@ import base64
 import hashlib
 import hmac
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -36,11 +37,14 @@ def decode_secret(secret: str) -> bytes:
 
 
 @dataclass(frozen=True)
-class _Signer:
+class _Signer(ABC):
+    """What both kinds share: the headers around a signature of the canonical payload."""
+
     key_id: str
 
+    @abstractmethod
     def sign(self, payload: bytes) -> bytes:
-        raise NotImplementedError
+        """The raw signature of ``payload``."""
 
     def headers(
         self,

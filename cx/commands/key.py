@@ -53,7 +53,7 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 class _InputError(ValueError):
-    pass
+    """A bad argument, found before anything is written (exit code 2)."""
 
 
 def _expiry(text: str | None) -> datetime | None:

@@ -139,7 +139,7 @@ def scan(directory: Path, *, piece: int = WHOLE_SEGMENT) -> Scan:
     result = Scan()
     read: Reader = lambda path, _size: path.read_bytes()  # noqa: E731
     for _ in scan_segments(directory, result, read, piece=piece):
-        pass
+        pass  # the generator fills ``result`` as it goes; the rows are not needed here
     return result
 
 
